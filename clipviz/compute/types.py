@@ -1,0 +1,72 @@
+"""Result containers shared by every layer: plain numpy, no torch.
+
+They are produced by ``clipviz.engine`` (embedding) and ``clipviz.compute`` (zero-shot),
+and consumed by the views and the workbench. Vectors are float32 and L2-normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What compute needs to know about the model that made some embeddings."""
+
+    key: str  # identity: name, weights checksum, preprocessing; equal keys = same vector space
+    name: str
+    logit_scale: float  # exp(learned temperature) of the model, e.g. 100.0 for OpenAI ViT-B-32
+    dim: int
+
+
+@dataclass
+class ImageEmbeddings:
+    """Embedded images.
+
+    ``ids[i]`` names ``vectors[i]``; ``labels`` (true labels) and ``paths`` are per image or None.
+    ``skipped`` lists ``(item, reason)`` for every input that could not be embedded.
+    """
+
+    ids: list[str]
+    vectors: np.ndarray  # (N, D) float32, L2-normalised
+    model: ModelInfo
+    labels: list[str] | None = None
+    paths: list[str | None] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "id": self.ids,
+                "label": self.labels if self.labels is not None else [None] * len(self),
+                "path": self.paths if self.paths is not None else [None] * len(self),
+            }
+        )
+
+
+@dataclass
+class PromptEmbeddings:
+    """One vector per class (or free prompt), ensembled over ``templates``.
+
+    ``per_template`` keeps the normalised (C, T, D) template embeddings so that ensembling can be
+    switched off, or a single template chosen, without calling the model again.
+    ``texts[c]`` are the exact strings that were encoded for class ``c``.
+    """
+
+    classnames: list[str]
+    templates: list[str]
+    vectors: np.ndarray  # (C, D) float32, L2-normalised ensemble
+    model: ModelInfo
+    per_template: np.ndarray | None = None  # (C, T, D) float32, each row L2-normalised
+    texts: list[list[str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.classnames)
