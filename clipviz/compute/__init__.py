@@ -1,0 +1,26 @@
+"""Pure numpy compute on embeddings: templates, ensembling, zero-shot, similarity.
+
+Never imports torch, ipywidgets, clipviz.engine or clipviz.models (a test checks it).
+"""
+
+from __future__ import annotations
+
+from clipviz.compute import templates, types
+from clipviz.compute.ensemble import ensemble
+from clipviz.compute.templates import get_templates, list_template_sets
+from clipviz.compute.types import ImageEmbeddings, ModelInfo, PromptEmbeddings
+from clipviz.compute.zeroshot import Predictions, similarity, zero_shot
+
+__all__ = [
+    "ImageEmbeddings",
+    "ModelInfo",
+    "Predictions",
+    "PromptEmbeddings",
+    "ensemble",
+    "get_templates",
+    "list_template_sets",
+    "similarity",
+    "templates",
+    "types",
+    "zero_shot",
+]

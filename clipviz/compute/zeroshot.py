@@ -1,0 +1,262 @@
+"""Zero-shot classification and cosine similarity on precomputed embeddings (numpy only).
+
+Everything here works on vectors that were embedded once: updating the predictions after a
+prompt change is a (N, D) x (D, C) product plus a softmax, with top-k taken by argpartition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from clipviz.compute.types import ImageEmbeddings, ModelInfo, PromptEmbeddings
+
+# CLIP's learned temperature saturates at exp(4.6052) = 100; used when only raw arrays are given.
+DEFAULT_LOGIT_SCALE = 100.0
+
+
+@dataclass
+class Predictions:
+    """Zero-shot predictions for N images over C classes.
+
+    Attributes
+    ----------
+    ids : list of str
+        Image ids, row order of every array.
+    classnames : list of str
+        Column order of ``probs`` and ``similarity``.
+    probs : np.ndarray
+        (N, C) float32, softmax over classes of ``logit_scale * similarity``.
+    similarity : np.ndarray
+        (N, C) float32 cosine similarity.
+    topk_indices : np.ndarray
+        (N, k) int64 class indices, most probable first (k is clipped to C).
+    topk_probs : np.ndarray
+        (N, k) float32 probabilities matching ``topk_indices``.
+    labels : list of str or None
+        True labels, when the images carry them.
+    model : ModelInfo or None
+        The model the embeddings came from.
+    logit_scale : float
+        The temperature used for ``probs``.
+    """
+
+    ids: list[str]
+    classnames: list[str]
+    probs: np.ndarray
+    similarity: np.ndarray
+    topk_indices: np.ndarray
+    topk_probs: np.ndarray
+    labels: list[str] | None = None
+    model: ModelInfo | None = None
+    logit_scale: float = DEFAULT_LOGIT_SCALE
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def k(self) -> int:
+        """Number of classes kept in the top-k arrays."""
+        return int(self.topk_indices.shape[1])
+
+    @cached_property
+    def predicted(self) -> list[str]:
+        """Top-1 class name per image."""
+        names = np.asarray(self.classnames, dtype=object)
+        return names[self.topk_indices[:, 0]].tolist()
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(N,) float32 probability of the top-1 class."""
+        return self.topk_probs[:, 0]
+
+    @cached_property
+    def correct(self) -> np.ndarray | None:
+        """(N,) bool, top-1 equals the true label; None without labels.
+
+        A label that is not among ``classnames`` (or a missing label) counts as wrong.
+        """
+        if self.labels is None:
+            return None
+        index = {name: i for i, name in enumerate(self.classnames)}
+        true = np.fromiter((index.get(lab, -1) for lab in self.labels), np.int64, len(self.labels))
+        return true == self.topk_indices[:, 0]
+
+    def to_pandas(self) -> Any:
+        """One row per image.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``id``, ``label``, ``predicted``, ``confidence``, ``correct``, then for
+            each rank r = 1..k ``top{r}`` (class name) and ``top{r}_prob``.
+        """
+        import pandas as pd
+
+        n = len(self.ids)
+        correct = self.correct
+        columns: dict[str, Any] = {
+            "id": self.ids,
+            "label": self.labels if self.labels is not None else [None] * n,
+            "predicted": self.predicted,
+            "confidence": self.confidence,
+            "correct": correct if correct is not None else [None] * n,
+        }
+        names = np.asarray(self.classnames, dtype=object)
+        for r in range(self.k):
+            columns[f"top{r + 1}"] = names[self.topk_indices[:, r]]
+            columns[f"top{r + 1}_prob"] = self.topk_probs[:, r]
+        return pd.DataFrame(columns)
+
+
+def similarity(
+    emb: ImageEmbeddings | np.ndarray, prompts: PromptEmbeddings | np.ndarray
+) -> np.ndarray:
+    """Cosine similarity between every image and every prompt.
+
+    Parameters
+    ----------
+    emb : ImageEmbeddings or np.ndarray
+        Images, or an (N, D) array (normalised here when given raw).
+    prompts : PromptEmbeddings or np.ndarray
+        Prompts (class vectors), or a (C, D) array (normalised here when given raw).
+
+    Returns
+    -------
+    np.ndarray
+        (N, C) float32.
+
+    Raises
+    ------
+    ValueError
+        Embeddings from different models, or different dimensions.
+    """
+    img, txt = _vectors(emb, "images"), _vectors(prompts, "prompts")
+    _check_compatible(emb, prompts, img, txt)
+    return img @ txt.T
+
+
+def zero_shot(
+    emb: ImageEmbeddings | np.ndarray,
+    prompts: PromptEmbeddings | np.ndarray,
+    k: int = 5,
+    *,
+    logit_scale: float | None = None,
+    classnames: list[str] | None = None,
+) -> Predictions:
+    """Zero-shot classify embedded images against class prompt vectors.
+
+    Parameters
+    ----------
+    emb : ImageEmbeddings or np.ndarray
+        Embedded images, or a raw (N, D) array (ids become "0", "1", ...).
+    prompts : PromptEmbeddings or np.ndarray
+        One vector per class, or a raw (C, D) array (then pass ``classnames``).
+    k : int
+        Number of top classes to keep per image; clipped to the number of classes.
+    logit_scale : float, optional
+        Softmax temperature. Defaults to the model's (``ModelInfo.logit_scale``), or 100.
+    classnames : list of str, optional
+        Class names for a raw prompt array (default "0", "1", ...).
+
+    Returns
+    -------
+    Predictions
+
+    Raises
+    ------
+    ValueError
+        Different models or dimensions, no classes, or k < 1.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer (top-k classes per image), got {k!r}.")
+    sim = similarity(emb, prompts)
+    n, c = sim.shape
+    if c == 0:
+        raise ValueError("zero_shot() needs at least one class prompt; got 0.")
+    names = _classnames(prompts, classnames, c)
+    model = _model_of(emb) or _model_of(prompts)
+    scale = float(
+        logit_scale
+        if logit_scale is not None
+        else getattr(model, "logit_scale", None) or DEFAULT_LOGIT_SCALE
+    )
+    probs = _softmax_scaled(sim, scale)
+    top_idx, top_p = _topk(probs, min(int(k), c))
+    ids = list(emb.ids) if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
+    labels = (
+        list(emb.labels) if isinstance(emb, ImageEmbeddings) and emb.labels is not None else None
+    )
+    return Predictions(ids, names, probs, sim, top_idx, top_p, labels, model, scale)
+
+
+def _softmax_scaled(sim: np.ndarray, scale: float) -> np.ndarray:
+    # one float32 buffer, modified in place: no float64 copies on the 100k-row path
+    out = np.multiply(sim, np.float32(scale), dtype=np.float32)
+    out -= out.max(axis=1, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def _topk(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n, c = probs.shape
+    if k < c:
+        idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    else:
+        idx = np.broadcast_to(np.arange(c), (n, c))
+    vals = np.take_along_axis(probs, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=1).astype(np.int64, copy=False)
+    return idx, np.take_along_axis(vals, order, axis=1)
+
+
+def _vectors(x: Any, what: str) -> np.ndarray:
+    if isinstance(x, (ImageEmbeddings, PromptEmbeddings)):
+        v = np.asarray(x.vectors, dtype=np.float32)
+    elif isinstance(x, np.ndarray) or isinstance(x, (list, tuple)):
+        v = np.asarray(x, dtype=np.float32)
+        if v.ndim == 2 and v.shape[0]:
+            norms = np.linalg.norm(v, axis=1, keepdims=True)
+            v = v / np.where(norms == 0, 1, norms)  # raw arrays: normalise for a true cosine
+    else:
+        raise TypeError(
+            f"Expected ImageEmbeddings/PromptEmbeddings or a 2-D array for the {what}, "
+            f"got {type(x).__name__}."
+        )
+    if v.ndim != 2:
+        raise ValueError(f"The {what} vectors must be 2-D (count, dim), got shape {v.shape}.")
+    return v
+
+
+def _model_of(x: Any) -> ModelInfo | None:
+    return getattr(x, "model", None) if isinstance(x, (ImageEmbeddings, PromptEmbeddings)) else None
+
+
+def _check_compatible(emb: Any, prompts: Any, img: np.ndarray, txt: np.ndarray) -> None:
+    a, b = _model_of(emb), _model_of(prompts)
+    if a is not None and b is not None and a.key != b.key:
+        raise ValueError(
+            f"The images were embedded with model {a.name!r} (key {a.key!r}) but the prompts with "
+            f"{b.name!r} (key {b.key!r}); their vectors live in different spaces. Embed both "
+            "with the same model."
+        )
+    if img.shape[1] != txt.shape[1]:
+        raise ValueError(
+            f"Image vectors have dimension {img.shape[1]} but prompt vectors {txt.shape[1]}; "
+            "they must come from the same model."
+        )
+
+
+def _classnames(prompts: Any, classnames: list[str] | None, c: int) -> list[str]:
+    if classnames is None:
+        if isinstance(prompts, PromptEmbeddings):
+            return list(prompts.classnames)
+        return [str(i) for i in range(c)]
+    names = [str(name) for name in classnames]
+    if len(names) != c:
+        raise ValueError(f"Got {len(names)} classnames for {c} prompt vectors; they must match.")
+    return names
