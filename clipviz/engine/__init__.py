@@ -1,0 +1,11 @@
+"""Image sources, safe decoding, batched embedding with a disk cache, prompt embedding.
+
+Importing this package does not import torch; the encoding functions import it when called.
+"""
+
+from __future__ import annotations
+
+from clipviz.engine._decode import ImageSkipped
+from clipviz.engine.imageset import IMAGE_EXTENSIONS, ImageSet
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageSet", "ImageSkipped"]

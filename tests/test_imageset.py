@@ -1,0 +1,216 @@
+"""ImageSet constructors and safe decoding of every awkward kind of image file."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from clipviz.engine import ImageSet, ImageSkipped
+
+
+def _save(img: Image.Image, path, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **kw)
+    return path
+
+
+def _two_tone(w=20, h=10, mode="RGB"):
+    """Left half red, right half blue: tells orientation apart."""
+    img = Image.new(mode, (w, h), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, w // 2, h))
+    return img
+
+
+def _load_file(path) -> Image.Image:
+    return ImageSet.from_paths([path]).load(0)
+
+
+# ---- decoding: conversions ------------------------------------------------------------------
+def test_exif_orientation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: display needs a 90 degree clockwise turn
+    p = _save(_two_tone(), tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    img = _load_file(p)
+    assert img.size == (10, 20)
+    top, bottom = np.asarray(img)[2, 5], np.asarray(img)[17, 5]
+    assert top[0] > 200 and top[2] < 60  # red went to the top
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+@pytest.mark.parametrize(
+    "make,ext,expected",
+    [
+        (lambda: Image.new("L", (8, 8), 77), "png", (77, 77, 77)),
+        (lambda: Image.new("1", (8, 8), 1), "png", (255, 255, 255)),
+        (lambda: _two_tone().convert("P"), "png", (255, 0, 0)),
+        (lambda: Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "jpg", (255, 0, 0)),
+        (lambda: Image.new("RGBA", (8, 8), (255, 0, 0, 0)), "png", (255, 255, 255)),
+        (lambda: Image.new("RGBA", (8, 8), (255, 0, 0, 255)), "png", (255, 0, 0)),
+        (lambda: Image.new("LA", (8, 8), (0, 0)), "png", (255, 255, 255)),
+        (lambda: Image.new("I;16", (8, 8), 65535), "png", (255, 255, 255)),
+        (lambda: Image.new("I;16", (8, 8), 257 * 100), "png", (100, 100, 100)),
+        (lambda: Image.new("I", (8, 8), 30000), "tif", (117, 117, 117)),
+        (lambda: Image.new("F", (8, 8), 0.5), "tif", (128, 128, 128)),
+    ],
+    ids=["L", "1bit", "P", "CMYK", "RGBA-clear", "RGBA-opaque", "LA", "I16-max", "I16", "I32", "F"],
+)
+def test_modes_become_8bit_rgb(tmp_path, make, ext, expected):
+    p = _save(make(), tmp_path / f"x.{ext}")
+    img = _load_file(p)
+    assert img.mode == "RGB"
+    got = np.asarray(img)[0, 0].astype(int)
+    assert np.abs(got - np.array(expected)).max() <= 3, (got, expected)
+
+
+def test_palette_with_transparency_composites_on_white(tmp_path):
+    img = Image.new("P", (8, 8), 0)
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    img.info["transparency"] = 0
+    p = _save(img, tmp_path / "t.png", transparency=0)
+    assert np.asarray(_load_file(p))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_pil_inputs_are_converted_too():
+    s = ImageSet.from_pil([Image.new("RGBA", (4, 4), (0, 255, 0, 0)), Image.new("L", (4, 4), 9)])
+    assert np.asarray(s.load(0))[0, 0].tolist() == [255, 255, 255]
+    assert s.load(1).mode == "RGB"
+
+
+# ---- decoding: bad inputs -----------------------------------------------------------------
+def _jpeg_bytes(size=(64, 64)):
+    buf = io.BytesIO()
+    Image.effect_noise(size, 60).convert("RGB").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"this is not an image\n", "not an image"),
+        (b"", "empty"),
+        (_jpeg_bytes()[:400], "truncated"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, ""),  # PNG signature, garbage after
+    ],
+    ids=["text", "empty", "truncated-jpeg", "broken-png"],
+)
+def test_bad_files_raise_imageskipped_with_reason(tmp_path, content, reason):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageSkipped) as err:
+        _load_file(p)
+    assert reason in err.value.reason
+    assert "bad.jpg" in err.value.reason  # names the offending file
+
+
+def test_missing_file_and_directory_are_skipped(tmp_path):
+    with pytest.raises(ImageSkipped, match="not found"):
+        _load_file(tmp_path / "nope.png")
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(ImageSkipped, match="directory"):
+        _load_file(tmp_path / "d.png")
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    p = _save(Image.new("L", (100, 100)), tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # 10k pixels: over the limit (warning)
+    with pytest.raises(ImageSkipped, match="decompression bomb"):
+        _load_file(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # over twice the limit (PIL's error)
+    with pytest.raises(ImageSkipped, match="decompression bomb"):
+        _load_file(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20000)
+    assert _load_file(p).size == (100, 100)
+
+
+# ---- constructors -------------------------------------------------------------------------
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "photos"
+    _save(Image.new("RGB", (8, 8), "red"), root / "cat" / "a.jpg")
+    _save(Image.new("RGB", (8, 8), "red"), root / "cat" / "deep" / "b.PNG")
+    _save(Image.new("RGB", (8, 8), "blue"), root / "dog" / "c.png")
+    _save(Image.new("RGB", (8, 8), "blue"), root / "top.png")
+    (root / "notes.txt").write_text("not an image")
+    _save(Image.new("RGB", (8, 8)), root / ".hidden" / "h.png")
+    return root
+
+
+def test_from_folder_recursive_labels_from_first_subfolder(folder):
+    s = ImageSet.from_folder(folder)
+    assert s.ids == ["cat/a.jpg", "cat/deep/b.PNG", "dog/c.png", "top.png"]
+    assert s.labels == ["cat", "cat", "dog", None]
+    assert s.paths[0] == str(folder / "cat" / "a.jpg")
+    assert s.load(2).getpixel((0, 0)) == (0, 0, 255)
+    assert "4 images" in repr(s)
+
+
+def test_from_folder_flat_has_no_labels_and_errors(tmp_path, folder):
+    assert ImageSet.from_folder(folder / "dog").labels is None
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        ImageSet.from_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        ImageSet.from_folder(tmp_path / "empty")
+    with pytest.raises(NotADirectoryError, match="from_paths"):
+        ImageSet.from_folder(folder / "top.png")
+
+
+def test_from_paths_ids_relative_and_unique(folder):
+    paths = [folder / "cat" / "a.jpg", folder / "dog" / "c.png", folder / "cat" / "a.jpg"]
+    s = ImageSet.from_paths(paths, labels=["x", "y", 3])
+    assert s.ids == ["cat/a.jpg", "dog/c.png", "cat/a.jpg#1"]
+    assert s.labels == ["x", "y", "3"]
+    with pytest.raises(ValueError, match="2 labels for 3 images"):
+        ImageSet.from_paths(paths, labels=["x", "y"])
+    with pytest.raises(TypeError, match="list of paths"):
+        ImageSet.from_paths(str(folder))
+
+
+def test_from_pil_ids_and_validation():
+    imgs = [Image.new("RGB", (4, 4)) for _ in range(3)]
+    s = ImageSet.from_pil(imgs)
+    assert s.ids == ["0", "1", "2"] and s.labels is None and s.paths == [None] * 3
+    with pytest.raises(ValueError, match=r"unique.*'a'"):
+        ImageSet.from_pil(imgs, ids=["a", "b", "a"])
+    with pytest.raises(TypeError, match="item 1 is a str"):
+        ImageSet.from_pil([imgs[0], "x.png"])
+
+
+def test_from_dataframe_columns(folder):
+    df = pd.DataFrame({"file": [str(folder / "top.png")], "cls": ["t"], "label": [float("nan")]})
+    s = ImageSet.from_dataframe(df, path="file", label="cls")
+    assert s.labels == ["t"] and s.ids == ["top.png"]
+    assert ImageSet.from_dataframe(df, path="file").labels == [None]  # NaN -> no label
+    assert ImageSet.from_dataframe(df.drop(columns="label"), path="file").labels is None
+    with pytest.raises(KeyError, match=r"\['path'\].*columns are \['file', 'cls', 'label'\]"):
+        ImageSet.from_dataframe(df)
+    with pytest.raises(KeyError, match="'species'"):
+        ImageSet.from_dataframe(df, path="file", label="species")
+
+
+def test_content_hash_follows_content_not_name(folder, tmp_path):
+    a = folder / "cat" / "a.jpg"
+    copy = tmp_path / "renamed.jpg"
+    copy.write_bytes(a.read_bytes())
+    s = ImageSet.from_paths([a, copy, folder / "dog" / "c.png"])
+    h = [s.content_hash(i) for i in range(3)]
+    assert h[0] == h[1] != h[2]
+    assert s.load_with_hash(0)[0] == h[0]
+    p = ImageSet.from_pil([Image.new("RGB", (4, 4)), Image.new("RGB", (4, 4), (0, 0, 1))])
+    assert p.content_hash(0) != p.content_hash(1)
+
+
+def test_subset_keeps_ids_and_labels(folder):
+    s = ImageSet.from_folder(folder).subset([2, 0])
+    assert s.ids == ["dog/c.png", "cat/a.jpg"] and s.labels == ["dog", "cat"]
+
+
+def test_import_engine_does_not_import_torch():
+    code = "import sys, clipviz.engine; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
