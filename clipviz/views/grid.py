@@ -1,0 +1,340 @@
+"""The prediction grid: image thumbnails with top-k labels, paged, sortable, selectable.
+
+``PredictionGrid`` is the state object (plain traitlets, usable without a browser); its
+``.widget`` is one anywidget for the whole grid, built on first use. Thumbnails travel once, as
+one binary buffer plus offsets; each update sends only the visible page (a few dozen small
+dicts), so 10,000 or 100,000 images cost the browser the same per update. Sorting, filtering
+and paging happen here in numpy; the browser only draws. Labels reach the DOM through
+``textContent`` in grid.js, so file names and prompts containing HTML render as text.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import traitlets as t
+
+_HERE = pathlib.Path(__file__).parent
+SORTS = ("input", "confidence", "confidence_asc", "similarity")
+
+
+class PredictionGrid(t.HasTraits):
+    """Zero-shot predictions on an image grid.
+
+    Parameters
+    ----------
+    page_size : int
+        Cells per page; only one page is in the browser at a time.
+
+    Notes
+    -----
+    Feed it with :meth:`set_images` (ids and thumbnails, once) and :meth:`set_predictions`
+    (after every prompt change). User actions arrive in the traits: ``selection`` (image ids;
+    click selects, shift/ctrl-click adds), ``page``, ``sort_by``, ``sort_prompt``,
+    ``mistakes_only`` and ``selected_only``. Setting ``selection`` from Python highlights
+    those cells without any message coming back.
+    """
+
+    selection = t.List(t.Unicode())
+    page = t.Int(0)
+    page_size = t.Int(48)
+    sort_by = t.Enum(SORTS, default_value="input")
+    sort_prompt = t.Unicode("")
+    mistakes_only = t.Bool(False)
+    selected_only = t.Bool(False)
+
+    def __init__(self, *, page_size: int = 48, **kwargs: Any) -> None:
+        super().__init__(page_size=page_size, **kwargs)
+        self._widget: Any = None
+        self.ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._thumbs: tuple[bytes, np.ndarray, str] = (b"", np.zeros(1, np.uint32), "image/webp")
+        self.classnames: list[str] = []
+        self._topk_idx = np.zeros((0, 0), np.int64)
+        self._topk_probs = np.zeros((0, 0), np.float32)
+        self._similarity: np.ndarray | None = None
+        self._labels: list[str] | None = None
+        self._correct: np.ndarray | None = None
+        self._results: tuple[np.ndarray, np.ndarray, str] | None = None
+        self._order = np.zeros(0, np.int64)
+        self.observe(self._on_view_change, names=["sort_by", "sort_prompt", "mistakes_only"])
+        self.observe(self._on_view_change, names=["selected_only", "page_size"])
+        self.observe(self._on_page, names="page")
+        self.observe(self._on_selection, names="selection")
+
+    # ----------------------------------------------------------------- data in
+    def set_images(
+        self,
+        ids: Sequence[str],
+        thumbnails: Sequence[bytes] | None = None,
+        *,
+        mime: str = "image/webp",
+    ) -> None:
+        """Set the images: unique ids and, optionally, one encoded thumbnail per id.
+
+        Parameters
+        ----------
+        ids : sequence of str
+            Unique image ids, in input order.
+        thumbnails : sequence of bytes, optional
+            Encoded images (e.g. from ``clipviz.engine.thumbnails.make_thumbnails``).
+        mime : str
+            Their MIME type, e.g. "image/webp" or "image/jpeg".
+        """
+        ids = [str(i) for i in ids]
+        if len(set(ids)) != len(ids):
+            raise ValueError("image ids must be unique; found duplicates in the ids given")
+        if thumbnails is not None and len(thumbnails) != len(ids):
+            raise ValueError(f"got {len(thumbnails)} thumbnails for {len(ids)} image ids")
+        self.ids = ids
+        self._index = {i: n for n, i in enumerate(ids)}
+        buffer, offsets = _pack(thumbnails if thumbnails is not None else [b""] * len(ids))
+        self._thumbs = (buffer, offsets, mime)
+        self._topk_idx = np.zeros((len(ids), 0), np.int64)
+        self._topk_probs = np.zeros((len(ids), 0), np.float32)
+        self._similarity = self._labels = self._correct = self._results = None
+        if self._widget is not None:
+            with self._widget.hold_sync():
+                self._widget.thumbs = buffer
+                self._widget.thumb_offsets = offsets.tobytes()
+                self._widget.thumb_mime = mime
+        self._refresh()
+
+    def set_predictions(
+        self,
+        classnames: Sequence[str],
+        topk_indices: np.ndarray,
+        topk_probs: np.ndarray,
+        *,
+        labels: Sequence[str] | None = None,
+        similarity: np.ndarray | None = None,
+    ) -> None:
+        """Set the zero-shot predictions for every image (in the order of ``set_images``).
+
+        Parameters
+        ----------
+        classnames : sequence of str
+            The class names (or free prompts) the indices refer to.
+        topk_indices : numpy.ndarray
+            (N, k) class indices, best first.
+        topk_probs : numpy.ndarray
+            (N, k) probabilities matching ``topk_indices``.
+        labels : sequence of str, optional
+            True labels; when given, cells are marked correct or wrong and the mistakes filter works.
+        similarity : numpy.ndarray, optional
+            (N, C) cosine similarities, for sorting by similarity to one prompt.
+        """
+        n = len(self.ids)
+        topk_indices = np.asarray(topk_indices)
+        topk_probs = np.asarray(topk_probs, dtype=np.float32)
+        if topk_indices.ndim != 2 or topk_indices.shape[0] != n:
+            raise ValueError(f"topk_indices must be (N={n}, k), got shape {topk_indices.shape}")
+        if topk_probs.shape != topk_indices.shape:
+            raise ValueError(
+                f"topk_probs shape {topk_probs.shape} differs from topk_indices {topk_indices.shape}"
+            )
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"got {len(labels)} labels for {n} images")
+        if similarity is not None and np.shape(similarity) != (n, len(classnames)):
+            raise ValueError(
+                f"similarity must be (N={n}, C={len(classnames)}), got {np.shape(similarity)}"
+            )
+        self.classnames = [str(c) for c in classnames]
+        self._topk_idx, self._topk_probs, self._similarity = topk_indices, topk_probs, similarity
+        self._labels = None if labels is None else [str(x) for x in labels]
+        self._correct = None
+        if self._labels is not None and topk_indices.shape[1] > 0:
+            names = np.asarray(self.classnames, dtype=object)
+            self._correct = names[topk_indices[:, 0]] == np.asarray(self._labels, dtype=object)
+        if self.sort_prompt not in self.classnames:
+            self.sort_prompt = self.classnames[0] if self.classnames else ""
+        self._refresh()
+
+    def show_results(self, ids: Sequence[str], scores: Sequence[float], title: str) -> None:
+        """Show only these images, in this order (e.g. search hits), until cleared.
+
+        Parameters
+        ----------
+        ids : sequence of str
+            Image ids to show, best first.
+        scores : sequence of float
+            One score per id, shown in the cell.
+        title : str
+            What the results are, e.g. the search text (shown as text, never as HTML).
+        """
+        unknown = [i for i in ids if i not in self._index]
+        if unknown:
+            raise ValueError(f"unknown image ids in results: {unknown[:5]}")
+        order = np.fromiter((self._index[i] for i in ids), dtype=np.int64, count=len(ids))
+        self._results = (order, np.asarray(scores, dtype=np.float32), str(title))
+        self.page = 0
+        self._refresh()
+
+    def clear_results(self) -> None:
+        """Go back to showing every image."""
+        self._results = None
+        self._refresh()
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def order(self) -> np.ndarray:
+        """Indices of the images shown, in display order, after filters and sorting."""
+        return self._order
+
+    @property
+    def n_pages(self) -> int:
+        """Number of pages for the images currently shown (at least 1)."""
+        return max(1, -(-len(self._order) // max(1, self.page_size)))
+
+    def page_items(self) -> list[dict[str, Any]]:
+        """The cells of the current page as plain dicts (what the browser receives)."""
+        start = self.page * self.page_size
+        return [
+            self._item(int(i), pos) for pos, i in enumerate(self._order[start:][: self.page_size])
+        ]
+
+    def _item(self, i: int, pos: int) -> dict[str, Any]:
+        k = self._topk_idx.shape[1]
+        topk = [
+            [self.classnames[int(self._topk_idx[i, j])], round(float(self._topk_probs[i, j]), 4)]
+            for j in range(k)
+        ]
+        item: dict[str, Any] = {"i": i, "id": self.ids[i], "topk": topk}
+        if self._labels is not None:
+            item["true"] = self._labels[i]
+            item["correct"] = bool(self._correct[i]) if self._correct is not None else None
+        if self._results is not None:
+            item["score"] = round(float(self._results[1][self.page * self.page_size + pos]), 4)
+        elif self.sort_by == "similarity" and self._similarity is not None:
+            c = self.classnames.index(self.sort_prompt)
+            item["score"] = round(float(self._similarity[i, c]), 4)
+        return item
+
+    def _compute_order(self) -> np.ndarray:
+        if self._results is not None:
+            return self._results[0]
+        idx = np.arange(len(self.ids))
+        if self.mistakes_only and self._correct is not None:
+            idx = idx[~self._correct]
+        if self.selected_only:
+            chosen = np.fromiter(
+                (self._index[s] for s in self.selection if s in self._index), np.int64
+            )
+            idx = idx[np.isin(idx, chosen)]
+        if self.sort_by.startswith("confidence") and self._topk_probs.shape[1] > 0:
+            conf = self._topk_probs[idx, 0]
+            idx = idx[
+                np.argsort(conf if self.sort_by == "confidence_asc" else -conf, kind="stable")
+            ]
+        elif self.sort_by == "similarity" and self._similarity is not None and self.sort_prompt:
+            c = self.classnames.index(self.sort_prompt)
+            idx = idx[np.argsort(-self._similarity[idx, c], kind="stable")]
+        return idx
+
+    # -------------------------------------------------------------- reactions
+    def _refresh(self) -> None:
+        self._order = self._compute_order()
+        if self.page >= self.n_pages:
+            self.page = self.n_pages - 1  # _on_page pushes the page
+        self._push()
+
+    def _on_view_change(self, change: dict[str, Any]) -> None:
+        if change["name"] in ("sort_by", "sort_prompt") and self._results is not None:
+            self._results = None  # choosing a sort leaves the search results
+        self.page = 0
+        self._refresh()
+
+    def _on_page(self, change: dict[str, Any]) -> None:
+        if not 0 <= change["new"] < self.n_pages:
+            self.page = min(max(0, change["new"]), self.n_pages - 1)
+            return
+        self._push()
+
+    def _on_selection(self, change: dict[str, Any]) -> None:
+        if self.selected_only:
+            self._refresh()
+
+    def _push(self) -> None:
+        w = self._widget
+        if w is None:
+            return
+        with w.hold_sync():
+            w.classnames = list(self.classnames)
+            w.has_labels = self._labels is not None
+            w.n_total = len(self.ids)
+            w.n_shown = len(self._order)
+            w.n_pages = self.n_pages
+            w.results_title = self._results[2] if self._results is not None else ""
+            w.items = self.page_items()
+
+    # ----------------------------------------------------------------- widget
+    @property
+    def widget(self) -> Any:
+        """The anywidget that draws the grid (built on first access)."""
+        if self._widget is None:
+            self._widget = _build_widget(self)
+            self._push()
+        return self._widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _pack(thumbs: Sequence[bytes]) -> tuple[bytes, np.ndarray]:
+    lengths = np.fromiter((len(b) for b in thumbs), dtype=np.int64, count=len(thumbs))
+    ends = np.cumsum(lengths)
+    if len(ends) and ends[-1] >= 2**32:
+        raise ValueError(f"thumbnails total {ends[-1]} bytes (over 4 GiB); make them smaller")
+    return b"".join(thumbs), np.concatenate([[0], ends]).astype(np.uint32)
+
+
+_TWO_WAY = (
+    "selection",
+    "page",
+    "page_size",
+    "sort_by",
+    "sort_prompt",
+    "mistakes_only",
+    "selected_only",
+)
+
+
+def _build_widget(state: PredictionGrid) -> Any:
+    import anywidget  # lazily: `import clipviz.views` stays light
+
+    class GridWidget(anywidget.AnyWidget):
+        _esm = _HERE / "grid.js"
+        _css = _HERE / "grid.css"
+        thumbs = t.Bytes(b"").tag(sync=True)  # all thumbnails, one binary buffer, sent once
+        thumb_offsets = t.Bytes(b"").tag(sync=True)  # (N+1) little-endian uint32
+        thumb_mime = t.Unicode("image/webp").tag(sync=True)
+        items = t.List(t.Dict()).tag(sync=True)  # the visible page only
+        classnames = t.List(t.Unicode()).tag(sync=True)
+        has_labels = t.Bool(False).tag(sync=True)
+        n_total = t.Int(0).tag(sync=True)
+        n_shown = t.Int(0).tag(sync=True)
+        n_pages = t.Int(1).tag(sync=True)
+        results_title = t.Unicode("").tag(sync=True)
+        selection = t.List(t.Unicode()).tag(sync=True)
+        page = t.Int(0).tag(sync=True)
+        page_size = t.Int(48).tag(sync=True)
+        sort_by = t.Unicode("input").tag(sync=True)
+        sort_prompt = t.Unicode("").tag(sync=True)
+        mistakes_only = t.Bool(False).tag(sync=True)
+        selected_only = t.Bool(False).tag(sync=True)
+
+    buffer, offsets, mime = state._thumbs
+    w = GridWidget(thumbs=buffer, thumb_offsets=offsets.tobytes(), thumb_mime=mime)
+    for name in _TWO_WAY:
+        t.link((state, name), (w, name))  # link() guards against ping-pong
+    w.on_msg(lambda _w, content, _buffers: _on_message(state, content))
+    return w
+
+
+def _on_message(state: PredictionGrid, content: Any) -> None:
+    # One-off user actions arrive as messages, not traits (nothing to keep in sync).
+    if isinstance(content, dict) and content.get("type") == "clear_results":
+        state.clear_results()
