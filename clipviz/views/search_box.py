@@ -1,0 +1,60 @@
+"""The search box: a text query and how many hits to show; the Workbench runs the search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets as t
+
+
+class SearchBox(t.HasTraits):
+    """Text search over the images.
+
+    ``query`` changes when the user presses Enter or "search" (an empty query means "clear");
+    ``k`` is the number of hits wanted. The Workbench observes ``query`` and shows the hits in
+    the grid.
+    """
+
+    query = t.Unicode("")
+    k = t.Int(20)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._widget: Any = None
+
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets search row (built on first access)."""
+        if self._widget is None:
+            self._widget = self._build()
+        return self._widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _build(self) -> Any:
+        import ipywidgets as w
+
+        text = w.Text(
+            value=self.query,
+            placeholder="search images by text, e.g. a red circle",
+            continuous_update=False,  # sync on Enter / leaving the box, not per keystroke
+            layout=w.Layout(flex="1"),
+        ).add_class("clipviz-search-text")
+        k = w.BoundedIntText(
+            value=self.k, min=1, max=10_000, description="k", layout=w.Layout(width="130px")
+        )
+        go = w.Button(description="search", icon="search").add_class("clipviz-search-go")
+        clear = w.Button(description="clear").add_class("clipviz-search-clear")
+        t.link((self, "k"), (k, "value"))
+        t.link((self, "query"), (text, "value"))
+        go.on_click(lambda _b: self._submit(text.value))
+
+        def on_clear(_b: Any) -> None:
+            self.query = ""
+
+        clear.on_click(on_clear)
+        return w.HBox([text, k, go, clear]).add_class("clipviz-search")
+
+    def _submit(self, text: str) -> None:
+        self.query = text  # unchanged text: nothing to do (a change of k is observed on its own)
