@@ -124,3 +124,10 @@ def test_raw_arrays():
         zero_shot(emb.vectors, prm.vectors, classnames=["a", "b"])
     with pytest.raises(TypeError, match="got str"):
         zero_shot("images", prm)
+
+
+def test_topk_ranked_by_similarity_when_probs_underflow():
+    emb, prm = _data(c=6)
+    pred = zero_shot(emb, prm, k=6, logit_scale=1e4)  # probs of all but the top class are 0.0
+    assert (pred.topk_probs[:, 1:] == 0).all()
+    np.testing.assert_array_equal(pred.topk_indices, np.argsort(-pred.similarity, axis=1))

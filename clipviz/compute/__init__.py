@@ -1,4 +1,5 @@
-"""Pure numpy compute on embeddings: templates, ensembling, zero-shot, similarity.
+"""Pure numpy compute on embeddings: templates, ensembling, zero-shot, similarity, search,
+metrics, projection.
 
 Never imports torch, ipywidgets, clipviz.engine or clipviz.models (a test checks it).
 """
@@ -7,18 +8,23 @@ from __future__ import annotations
 
 from clipviz.compute import templates, types
 from clipviz.compute.ensemble import ensemble
+from clipviz.compute.metrics import Metrics, evaluate
+from clipviz.compute.search import nearest
 from clipviz.compute.templates import get_templates, list_template_sets
 from clipviz.compute.types import ImageEmbeddings, ModelInfo, PromptEmbeddings
 from clipviz.compute.zeroshot import Predictions, similarity, zero_shot
 
 __all__ = [
     "ImageEmbeddings",
+    "Metrics",
     "ModelInfo",
     "Predictions",
     "PromptEmbeddings",
     "ensemble",
+    "evaluate",
     "get_templates",
     "list_template_sets",
+    "nearest",
     "similarity",
     "templates",
     "types",

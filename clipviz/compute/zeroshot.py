@@ -185,7 +185,8 @@ def zero_shot(
         else getattr(model, "logit_scale", None) or DEFAULT_LOGIT_SCALE
     )
     probs = _softmax_scaled(sim, scale)
-    top_idx, top_p = _topk(probs, min(int(k), c))
+    top_idx = _topk(sim, min(int(k), c))
+    top_p = np.take_along_axis(probs, top_idx, axis=1)
     ids = list(emb.ids) if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
     labels = (
         list(emb.labels) if isinstance(emb, ImageEmbeddings) and emb.labels is not None else None
@@ -202,16 +203,19 @@ def _softmax_scaled(sim: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-def _topk(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n, c = probs.shape
+def _topk(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores per row, largest first.
+
+    Ranked on cosine similarity, not probabilities: with a logit scale of 100 the float32
+    softmax underflows to exactly 0 for distant classes, which would make their order arbitrary.
+    """
+    n, c = scores.shape
     if k < c:
-        idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+        idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
         idx = np.broadcast_to(np.arange(c), (n, c))
-    vals = np.take_along_axis(probs, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(idx, order, axis=1).astype(np.int64, copy=False)
-    return idx, np.take_along_axis(vals, order, axis=1)
+    order = np.argsort(-np.take_along_axis(scores, idx, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1).astype(np.int64, copy=False)
 
 
 def _vectors(x: Any, what: str) -> np.ndarray:

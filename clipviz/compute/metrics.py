@@ -1,0 +1,194 @@
+"""Classification metrics for zero-shot predictions, named as CLIP_benchmark names them.
+
+``acc1``/``acc5``: top-1/top-5 accuracy (acc5 is NaN with fewer than 5 classes, as in
+CLIP_benchmark). ``mean_per_class_recall``: sklearn's ``balanced_accuracy_score``, i.e. the mean
+recall over the classes that occur among the true labels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clipviz.compute.zeroshot import Predictions
+
+
+@dataclass
+class Metrics:
+    """Accuracy summary of one set of predictions.
+
+    Attributes
+    ----------
+    acc1, acc5, mean_per_class_recall : float
+        As in CLIP_benchmark (fractions in [0, 1]).
+    n : int
+        Images evaluated (true label among the classnames).
+    per_class : pandas.DataFrame
+        Index ``class`` (every classname, in order); columns ``n`` (true images),
+        ``n_correct``, ``accuracy`` (= recall; NaN when n is 0), ``n_predicted``, ``precision``.
+    confusion : pandas.DataFrame
+        Counts, rows = true class, columns = predicted class, both over all classnames.
+    excluded_labels : dict
+        Labels not among the classnames (or None) -> number of images left out.
+    """
+
+    acc1: float
+    acc5: float
+    mean_per_class_recall: float
+    n: int
+    per_class: Any
+    confusion: Any
+    excluded_labels: dict[str | None, int]
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Scalar metrics: ``acc1``, ``acc5``, ``mean_per_class_recall``, ``n``."""
+        return {
+            "acc1": self.acc1,
+            "acc5": self.acc5,
+            "mean_per_class_recall": self.mean_per_class_recall,
+            "n": self.n,
+        }
+
+    def compare(self, other: Metrics, names: tuple[str, str] = ("a", "b")) -> Any:
+        """Per-class accuracy of this run (A) against ``other`` (B).
+
+        Parameters
+        ----------
+        other : Metrics
+            The second run, e.g. another prompt set or model on the same images.
+        names : tuple of str
+            Suffixes for the two runs' columns.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``class`` (A's classes, then B's new ones); columns ``n_<a>``,
+            ``accuracy_<a>``, ``n_<b>``, ``accuracy_<b>``, ``difference`` (B - A), plus a
+            final row ``"(all) acc1"`` comparing the overall top-1 accuracy.
+        """
+        import pandas as pd
+
+        a, b = names
+        left = self.per_class[["n", "accuracy"]].add_suffix(f"_{a}")
+        right = other.per_class[["n", "accuracy"]].add_suffix(f"_{b}")
+        table = left.join(right, how="outer", sort=False)
+        order = list(self.per_class.index) + [
+            c for c in other.per_class.index if c not in self.per_class.index
+        ]
+        table = table.reindex(order)
+        overall = pd.DataFrame(
+            {f"n_{a}": [self.n], f"accuracy_{a}": [self.acc1]}
+            | {f"n_{b}": [other.n], f"accuracy_{b}": [other.acc1]},
+            index=pd.Index(["(all) acc1"], name="class"),
+        )
+        table = pd.concat([table, overall])
+        table["difference"] = table[f"accuracy_{b}"] - table[f"accuracy_{a}"]
+        table.index.name = "class"
+        return table
+
+
+def evaluate(pred: Predictions) -> Metrics:
+    """Accuracy metrics of zero-shot predictions against their true labels.
+
+    Images whose label is not one of ``pred.classnames`` cannot be predicted correctly by
+    construction; they are left out (with a warning naming those labels), as a benchmark over a
+    class subset would do.
+
+    Parameters
+    ----------
+    pred : Predictions
+        From :func:`clipviz.compute.zero_shot` on images that carry labels.
+
+    Returns
+    -------
+    Metrics
+
+    Raises
+    ------
+    ValueError
+        The predictions carry no labels, or none of the labels is a classname.
+    """
+    import pandas as pd
+
+    if pred.labels is None:
+        raise ValueError(
+            "These predictions carry no true labels, so there is nothing to evaluate against. "
+            "Give the images labels (e.g. ImageSet.from_folder with one sub-folder per class)."
+        )
+    classes = list(pred.classnames)
+    index = {name: i for i, name in enumerate(classes)}
+    true_all = np.array([index.get(lab, -1) for lab in pred.labels], dtype=np.int64)
+    keep = true_all >= 0
+    excluded = _excluded(pred.labels, keep)
+    if not keep.any():
+        shown = ", ".join(repr(x) for x in list(excluded)[:5])
+        raise ValueError(
+            f"None of the true labels ({shown}{', ...' if len(excluded) > 5 else ''}) is one of "
+            f"the classnames ({', '.join(repr(c) for c in classes[:5])}"
+            f"{', ...' if len(classes) > 5 else ''}). Use the label names as classnames."
+        )
+    if excluded:
+        warnings.warn(
+            f"{int((~keep).sum())} images have labels that are not classnames and were left out "
+            f"of the metrics: {dict(list(excluded.items())[:5])}.",
+            stacklevel=2,
+        )
+    true = true_all[keep]
+    top1 = pred.topk_indices[keep, 0]
+    c = len(classes)
+    acc5 = float("nan")
+    if c >= 5:
+        acc5 = float(np.mean(np.any(_top5(pred, keep) == true[:, None], axis=1)))
+    conf = np.zeros((c, c), dtype=np.int64)
+    np.add.at(conf, (true, top1), 1)
+    per_class = _per_class(conf, classes)
+    recall = per_class["accuracy"].to_numpy()
+    cols = pd.Index(classes, name="predicted")
+    return Metrics(
+        acc1=float(np.mean(top1 == true)),
+        acc5=acc5,
+        mean_per_class_recall=float(np.nanmean(recall)),
+        n=int(keep.sum()),
+        per_class=per_class,
+        confusion=pd.DataFrame(conf, index=pd.Index(classes, name="true"), columns=cols),
+        excluded_labels=excluded,
+    )
+
+
+def _top5(pred: Predictions, keep: np.ndarray) -> np.ndarray:
+    if pred.k >= 5:
+        return pred.topk_indices[keep, :5]
+    # zero_shot kept fewer than 5: rank again, on similarity (float32 probs underflow to ties)
+    return np.argpartition(-pred.similarity[keep], 4, axis=1)[:, :5]
+
+
+def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
+    import pandas as pd
+
+    support = conf.sum(axis=1)
+    hits = np.diag(conf)
+    predicted = conf.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+        precision = np.where(predicted > 0, hits / np.maximum(predicted, 1), np.nan)
+    return pd.DataFrame(
+        {
+            "n": support,
+            "n_correct": hits,
+            "accuracy": accuracy,
+            "n_predicted": predicted,
+            "precision": precision,
+        },
+        index=pd.Index(classes, name="class"),
+    )
+
+
+def _excluded(labels: list[str], keep: np.ndarray) -> dict[str | None, int]:
+    out: dict[str | None, int] = {}
+    for lab, ok in zip(labels, keep, strict=True):
+        if not ok:
+            out[lab] = out.get(lab, 0) + 1
+    return out
