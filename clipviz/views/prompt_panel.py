@@ -72,6 +72,26 @@ class PromptPanel(t.HasTraits):
         self._committing = False
         self.observe(self._on_field, names=list(_FIELDS))
 
+    @t.validate("templates")
+    def _check_templates(self, proposal: dict[str, Any]) -> str | list[str]:
+        value = proposal["value"]
+        names = [v for _, v in TEMPLATE_SETS if v != "custom"]
+        if isinstance(value, str):
+            if value in names:
+                return value
+            if value.count("{}") != 1:
+                raise t.TraitError(
+                    f"unknown template set {value!r}; use one of {names} or a list of "
+                    "templates, each with one {} for the class name"
+                )
+            value = [value]
+        bad = [x for x in value if x.count("{}") != 1]
+        if bad or not value:
+            raise t.TraitError(
+                f"each custom template needs exactly one {{}} for the class name; got {bad or value!r}"
+            )
+        return list(value)
+
     def apply(self, **fields: Any) -> None:
         """Set several fields at once with a single ``revision`` bump.
 

@@ -1,0 +1,351 @@
+"""A static, self-contained HTML snapshot of a Workbench, for slides and course pages.
+
+One file: plotly.js inlined once, thumbnails as data URIs, no kernel and no network needed. It
+shows the grid (thumbnails, top-k labels, correct/wrong), the joint map and the heatmap (the
+views' own plotly figures, frozen) and the metrics. Every string from users or files goes through
+``clipviz.views._html.escape``; plotly's JSON escapes ``<`` itself, so no label can end a script.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipviz.views._html import escape
+
+#: Images shown in the snapshot grid by default (about 3 KB each as 96 px WebP).
+DEFAULT_MAX_IMAGES = 1000
+
+_CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 16px 24px; color: #222; }
+h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 18px 0 6px; }
+.cv-meta { color: #666; } .cv-prompts { margin: 4px 0; padding-left: 20px; }
+.cv-plots { display: flex; flex-wrap: wrap; gap: 12px; }
+.cv-plot { flex: 1 1 560px; min-width: 420px; }
+table.cv-table { border-collapse: collapse; margin: 4px 0; }
+.cv-table td, .cv-table th { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
+.cv-table th:first-child, .cv-table td:first-child { text-align: left; }
+#cv-mistakes:checked ~ .clipviz-grid .clipviz-correct { display: none; }
+.clipviz-cell { cursor: default; }
+"""
+
+
+def save_html(
+    workbench: Any,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
+    thumb_size: int = 96,
+) -> Path:
+    """Write a static HTML snapshot of ``workbench`` (grid, map, heatmap, metrics) to ``path``.
+
+    Parameters
+    ----------
+    workbench : clipviz.Workbench
+        A workbench with predictions (it has images and prompts).
+    path : str or os.PathLike
+        The ``.html`` file to write (its folder must exist); replaced atomically if present.
+    title : str, optional
+        Page title; defaults to "clipviz snapshot: <model name>".
+    max_images : int
+        At most this many images go into the grid (in input order); the plots keep all points.
+    thumb_size : int
+        Longest side of a grid thumbnail in pixels.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    parts = collect(workbench, thumb_size=thumb_size)
+    text = render_html(
+        parts["predictions"],
+        thumbnails=parts["thumbnails"],
+        thumb_mime=parts["thumb_mime"],
+        figures=parts["figures"],
+        metrics=parts["metrics"],
+        prompts=parts["prompts"],
+        title=title,
+        max_images=max_images,
+    )
+    return _write_atomic(Path(path), text)
+
+
+def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
+    """Gather what a snapshot shows from a workbench through its public handles.
+
+    Uses ``workbench.predictions``, ``workbench.prompts``, ``workbench.views`` (the map's and the
+    heatmap's ``figure``) and the workbench's ImageSet (``workbench.images``) for thumbnails.
+    """
+    predictions = getattr(workbench, "predictions", None)
+    if predictions is None:
+        raise ValueError(
+            "save_html: this workbench has no predictions yet (no prompts?); "
+            "set workbench.prompts = ['class a', 'class b'] first"
+        )
+    images = getattr(workbench, "images", None)
+    thumbnails, mime = _thumbnails(images, predictions.ids, thumb_size)
+    figures = {}
+    for name in ("map", "heatmap"):
+        fig = getattr(_view(workbench, name), "figure", None)
+        if fig is not None:
+            figures[name] = fig
+    prompts = getattr(workbench, "prompts", None)
+    return {
+        "predictions": predictions,
+        "thumbnails": thumbnails,
+        "thumb_mime": mime,
+        "figures": figures,
+        "metrics": _metrics(predictions),
+        "prompts": list(prompts) if prompts is not None else list(predictions.classnames),
+    }
+
+
+def render_html(
+    predictions: Any,
+    *,
+    thumbnails: Sequence[bytes | None] | None = None,
+    thumb_mime: str = "image/webp",
+    figures: Mapping[str, Any] | None = None,
+    metrics: Any = None,
+    prompts: Sequence[str] | None = None,
+    title: str | None = None,
+    max_images: int = DEFAULT_MAX_IMAGES,
+) -> str:
+    """Build the snapshot page from plain parts (what :func:`save_html` collects).
+
+    Parameters
+    ----------
+    predictions : clipviz.compute.Predictions
+        The zero-shot predictions shown in the grid.
+    thumbnails : sequence of bytes, optional
+        One encoded image per prediction row (None entries show an empty tile).
+    thumb_mime : str
+        MIME type of the thumbnails.
+    figures : mapping of str to plotly figure, optional
+        ``{"map": fig, "heatmap": fig}``; each is frozen into a static plot.
+    metrics : clipviz.compute.Metrics, optional
+        Shown as a table when the images carry labels.
+    prompts : sequence of str, optional
+        The prompt lines, listed in the header.
+    title : str, optional
+        The page title.
+    max_images : int
+        Cap on grid cells.
+
+    Returns
+    -------
+    str
+        A complete HTML document.
+    """
+    if not isinstance(max_images, int) or max_images < 1:
+        raise ValueError(f"max_images must be a positive int, got {max_images!r}")
+    model = getattr(getattr(predictions, "model", None), "name", None)
+    title = title or f"clipviz snapshot{': ' + model if model else ''}"
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        _header(predictions, prompts, model),
+        _metrics_html(metrics),
+        _plots_html(figures or {}),
+        _grid_html(predictions, thumbnails, thumb_mime, max_images),
+    ]
+    head = (
+        '<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        f"<title>{escape(title)}</title><style>{_CSS}{_grid_css()}</style>"
+    )
+    if figures:
+        head += f"<script>{_plotlyjs()}</script>"
+    return f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>{''.join(body)}</body></html>\n"
+
+
+# ---------------------------------------------------------------------------- collecting
+def _view(workbench: Any, name: str) -> Any:
+    views = getattr(workbench, "views", None)
+    if isinstance(views, Mapping):
+        return views.get(name)
+    return getattr(views, name, None)
+
+
+def _thumbnails(
+    images: Any, ids: Sequence[str], size: int
+) -> tuple[list[bytes | None] | None, str]:
+    if images is None or not hasattr(images, "load"):
+        return None, "image/webp"
+    from clipviz.engine.thumbnails import make_thumbnails, thumbnail_mime
+
+    thumbs = make_thumbnails(images, size)  # cached on the ImageSet: free when the grid made them
+    by_id = dict(zip(getattr(images, "ids", []), thumbs, strict=False))
+    return [by_id.get(i) for i in ids], thumbnail_mime("webp")
+
+
+def _metrics(predictions: Any) -> Any:
+    if predictions.labels is None:
+        return None
+    from clipviz.compute import evaluate
+
+    try:
+        return evaluate(predictions)
+    except ValueError:  # no label is among the classnames: nothing to score
+        return None
+
+
+# ---------------------------------------------------------------------------- rendering
+def _header(predictions: Any, prompts: Sequence[str] | None, model: str | None) -> str:
+    when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    from clipviz import __version__
+
+    meta = f"{len(predictions.ids)} images, {len(predictions.classnames)} prompts"
+    if model:
+        meta += f", model {escape(model)}"
+    meta += f"; made {escape(when)} with clipviz {escape(__version__)}"
+    items = "".join(f"<li>{escape(p)}</li>" for p in (prompts or []))
+    return f'<p class="cv-meta">{meta}</p><ol class="cv-prompts">{items}</ol>'
+
+
+def _metrics_html(metrics: Any) -> str:
+    if metrics is None:
+        return ""
+    scalars = (
+        ("top-1 accuracy", f"{metrics.acc1:.1%}"),
+        ("top-5 accuracy", f"{metrics.acc5:.1%}"),
+        ("mean per-class recall", f"{metrics.mean_per_class_recall:.1%}"),
+        ("images scored", str(metrics.n)),
+    )
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in scalars)
+    out = f'<h2>Metrics</h2><table class="cv-table cv-metrics">{rows}</table>'
+    per_class = getattr(metrics, "per_class", None)
+    if per_class is not None and len(per_class):
+        head = "<tr><th>class</th><th>images</th><th>accuracy</th><th>precision</th></tr>"
+        body = "".join(
+            f"<tr><td>{escape(str(name))}</td><td>{int(row['n'])}</td>"
+            f"<td>{_pct(row['accuracy'])}</td><td>{_pct(row['precision'])}</td></tr>"
+            for name, row in per_class.iterrows()
+        )
+        out += f'<table class="cv-table cv-per-class">{head}{body}</table>'
+    return out
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{float(x):.1%}"
+
+
+def _plots_html(figures: Mapping[str, Any]) -> str:
+    if not figures:
+        return ""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    titles = {"map": "Joint embedding map", "heatmap": "Image x prompt similarity"}
+    parts = []
+    for name, fig in figures.items():
+        static = go.Figure(fig.to_dict() if hasattr(fig, "to_dict") else fig)
+        div = pio.to_html(
+            static,
+            full_html=False,
+            include_plotlyjs=False,
+            config={"responsive": True, "displaylogo": False},
+            div_id=f"cv-{name}",
+        )
+        heading = escape(titles.get(name, name))
+        parts.append(
+            f'<section class="cv-plot" data-view="{escape(name)}"><h2>{heading}</h2>{div}</section>'
+        )
+    return f'<div class="cv-plots">{"".join(parts)}</div>'
+
+
+def _grid_html(
+    predictions: Any, thumbnails: Sequence[bytes | None] | None, mime: str, max_images: int
+) -> str:
+    n = len(predictions.ids)
+    shown = min(n, max_images)
+    names = list(predictions.classnames)
+    correct = predictions.correct
+    cells = []
+    for i in range(shown):
+        thumb = thumbnails[i] if thumbnails is not None else None
+        ok = None if correct is None else bool(correct[i])
+        label = predictions.labels[i] if predictions.labels is not None else None
+        topk = zip(predictions.topk_indices[i], predictions.topk_probs[i], strict=True)
+        cells.append(_cell(predictions.ids[i], thumb, mime, names, topk, label, ok))
+    note = f" (first {shown} of {n})" if shown < n else ""
+    toggle = ""
+    if correct is not None:
+        wrong = int((~correct[:shown]).sum())
+        toggle = (
+            f'<input type="checkbox" id="cv-mistakes"><label for="cv-mistakes"> '
+            f"mistakes only ({wrong} of {shown})</label>"
+        )
+    return (
+        f"<h2>Predictions{note}</h2><div class='clipviz-grid-wrap'>{toggle}"
+        f"<div class='clipviz-grid'>{''.join(cells)}</div></div>"
+    )
+
+
+def _cell(
+    image_id: str,
+    thumb: bytes | None,
+    mime: str,
+    names: list[str],
+    topk: Any,
+    label: str | None,
+    ok: bool | None,
+) -> str:
+    state = "" if ok is None else (" clipviz-correct" if ok else " clipviz-wrong")
+    src = f"data:{mime};base64,{base64.b64encode(thumb).decode('ascii')}" if thumb else ""
+    img = f'<img class="clipviz-thumb" src="{src}" alt="{escape(image_id)}">' if src else ""
+    rows = "".join(
+        f'<li class="clipviz-topk-row"><span class="clipviz-topk-bar" style="width:{p:.0%}"></span>'
+        f'<span class="clipviz-topk-name">{escape(names[int(c)])}</span>'
+        f'<span class="clipviz-topk-prob">{p:.0%}</span></li>'
+        for c, p in topk
+    )
+    truth = ""
+    if label is not None:
+        mark = "&#10003;" if ok else "&#10007;"
+        truth = f'<div class="clipviz-cell-true">{mark} true: {escape(label)}</div>'
+    return (
+        f'<div class="clipviz-cell{state}" data-id="{escape(image_id)}">{img}'
+        f'<div class="clipviz-cell-id" title="{escape(image_id)}">{escape(image_id)}</div>'
+        f'<ol class="clipviz-topk">{rows}</ol>{truth}</div>'
+    )
+
+
+def _grid_css() -> str:
+    # The live grid's stylesheet, so the snapshot looks like the widget.
+    try:
+        return resources.files("clipviz.views").joinpath("grid.css").read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):
+        return ""
+
+
+def _plotlyjs() -> str:
+    from plotly.offline import get_plotlyjs
+
+    # Inside <script>: a "</script" in the bundle would end the element early.
+    return get_plotlyjs().replace("</script", "<\\/script")
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    path = path.expanduser()
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"save_html: folder {str(path.parent)!r} does not exist; create it or pick another path"
+        )
+    fd, tmp = tempfile.mkstemp(prefix=".clipviz-", suffix=".html", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
