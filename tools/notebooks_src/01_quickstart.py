@@ -1,0 +1,106 @@
+"""Source of notebooks/01_quickstart.ipynb (build it with: python tools/make_notebooks.py)."""
+# ruff: noqa: B018, E402
+
+# %% [markdown]
+# # clipviz quickstart: a CLIP workbench in three cells
+#
+# [CLIP](https://openai.com/research/clip) models put images and text into one vector space: a
+# picture of a red star and the words "a red star" land close together. That is all zero-shot
+# classification is: embed every image once, embed one prompt per class, and give each image the
+# class whose prompt is most similar.
+#
+# clipviz lets you *see* that happen. This notebook runs fully offline on the small CLIP model that
+# ships inside clipviz (`clipviz-shapes`, trained by the project on synthetic coloured shapes) and
+# on a few hundred generated shape images. Nothing is downloaded.
+
+# %% [markdown]
+# **1. Load the model.** `clipviz.load_model` takes any open_clip name and pretrained tag (see
+# notebook 02); `"clipviz-shapes"` is the bundled one, and loads in about a second on a CPU.
+
+# %%
+import clipviz
+
+model = clipviz.load_model("clipviz-shapes")
+model.info
+
+# %% [markdown]
+# **2. Some images.** `clipviz.datasets.shapes(n)` draws `n` images of one shape each (circle,
+# square, triangle, star, hexagon, cross) in one of eight colours, with captions and true labels.
+# `to_imageset(label="shape")` wraps them as an `ImageSet` whose labels are the shape names; for
+# your own photos you would write `clipviz.ImageSet.from_folder("my_photos/")` instead.
+
+# %%
+data = clipviz.datasets.shapes(300, seed=1)
+images = data.to_imageset(label="shape")
+data.labels.head()
+
+# %% [markdown]
+# **3. The workbench.** Give it the images, the model and the class names you want to tell apart.
+# It embeds the images (once: the vectors are cached on disk), embeds a prompt per class, and shows
+# every view linked together.
+
+# %%
+wb = clipviz.Workbench(
+    images,
+    model=model,
+    classnames=["circle", "square", "triangle", "star", "hexagon", "cross"],
+)
+wb
+
+# %% [markdown]
+# ## How to read the workbench
+#
+# * **Prompts** (left): one class name or free prompt per line, a template set (a single
+#   `"a photo of a {}."`, a short set, OpenAI's 80 ImageNet templates, or your own with `{}`), and
+#   ensembling on or off. Edit a line and every view updates at once; the images are never
+#   re-embedded, only the new prompt text is. A second prompt set (B) lets you compare two wordings.
+# * **Grid**: each image with its top predictions and their probabilities. Because the shapes have
+#   true labels, correct predictions are marked and you can filter to the mistakes or sort by
+#   confidence. Click an image to select it.
+# * **Map**: images (dots, coloured by label) and prompts (labelled markers) in one 2-D projection
+#   of the shared space. Images of one class should cluster, each near its prompt. Notice that the
+#   prompts sit apart from the images: that is CLIP's *modality gap*; the "centre modalities" toggle
+#   removes it so you can see which cluster each prompt really points at (notebook 04 measures it).
+#   Lasso or box-select dots to select those images.
+# * **Heatmap**: the cosine similarity of every image (rows) with every prompt (columns). A good
+#   prompt set shows a clean block diagonal when rows are ordered by label. Click a cell to select
+#   that image.
+# * **Metrics**: top-1 and top-5 accuracy, mean per-class recall, per-class accuracy (A vs B when two
+#   prompt sets are given) and the confusion matrix: which class gets mistaken for which.
+# * **Search**: type any text ("a small yellow star") and the best-matching images come up in the
+#   grid.
+#
+# A selection made in one view shows in all of them.
+#
+# ## Drive it from Python
+#
+# Everything the widgets do is also a Python handle: `wb.prompts`, `wb.selection`,
+# `wb.predictions` (a `clipviz.Predictions`) and `wb.views`. For example, select every mistake:
+
+# %%
+pred = wb.predictions
+mistakes = list(pred.to_pandas().query("not correct")["id"])
+wb.selection = mistakes
+print(
+    f"{len(mistakes)} of {len(pred.ids)} images misclassified; they are now selected in every view"
+)
+pred.to_pandas()[~pred.correct].head()
+
+# %% [markdown]
+# Or change the prompts as if you had typed them. Add a seventh prompt that names a colour rather
+# than a shape, and see which images it pulls away from their shape prompts: every prompt competes
+# with every other for each image, so a prompt set is a classifier you design.
+
+# %%
+wb.prompts = [*wb.prompts, "a yellow shape"]
+stolen = wb.predictions.to_pandas().query("predicted == 'a yellow shape'")
+print(f"'a yellow shape' now wins {len(stolen)} images")
+stolen[["id", "label", "predicted", "confidence"]].head()
+
+# %% [markdown]
+# ## Next
+#
+# * `02_your_own_images.ipynb`: a pretrained ViT-B-32 on your own photos.
+# * `03_prompt_engineering.ipynb`: templates, ensembling and A/B prompt sets, measured.
+# * `04_embedding_space.ipynb`: the joint map, the modality gap, neighbours and text search.
+# * `05_train_your_own_clip.ipynb`: train a CLIP like this one from scratch on your laptop.
