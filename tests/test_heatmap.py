@@ -1,0 +1,161 @@
+"""SimilarityHeatmap: row order, click -> selection, aggregation of large N, escaping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clipviz.views._plotting import record_messages
+from clipviz.views.heatmap import SimilarityHeatmap
+
+EVIL = "<img src=x onerror=alert(1)>"
+PROMPTS = ["a circle", "a square", EVIL]
+
+
+def _small():
+    ids = ["img0", "img1", "img2", "img3", "img4"]
+    labels = ["square", "circle", "square", "circle", "circle"]
+    predicted = ["circle", "circle", "square", "square", "circle"]
+    sim = np.arange(15, dtype=np.float32).reshape(5, 3) / 15
+    view = SimilarityHeatmap()
+    view.set_data(sim, ids, PROMPTS, labels=labels, predicted=predicted)
+    return view, sim, ids
+
+
+def _click(view, row: int, col: int) -> None:
+    """A heatmap click as plotly's front end reports it: pointNumber = [row, column]."""
+    trace = view.figure.data[0]
+    view.figure._js2py_pointsCallback = {
+        "event_type": "plotly_click",
+        "points": {
+            "trace_indexes": [0],
+            "point_indexes": [[row, col]],
+            "xs": [trace.x[col]],
+            "ys": [trace.y[row]],
+        },
+        "device_state": {"alt": False, "ctrl": False, "meta": False, "shift": False},
+        "selector": None,
+    }
+
+
+def test_order_by_label_predicted_and_input():
+    view, sim, ids = _small()
+    trace = view.figure.data[0]
+    # label order: circles (1, 3, 4) then squares (0, 2), stable within a group
+    assert list(trace.y) == ["img1", "img3", "img4", "img0", "img2"]
+    np.testing.assert_allclose(np.asarray(trace.z), sim[[1, 3, 4, 0, 2]], atol=1e-4)
+    view.order = "predicted"
+    assert list(view.figure.data[0].y) == ["img0", "img1", "img4", "img2", "img3"]
+    view.order = "input"
+    assert list(view.figure.data[0].y) == ids
+    np.testing.assert_allclose(np.asarray(view.figure.data[0].z), sim, atol=1e-4)
+
+
+def test_missing_labels_fall_back_and_say_so():
+    view = SimilarityHeatmap()
+    view.set_data(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], predicted=["z", "x", "y"])
+    assert list(view.figure.data[0].y) == ["b", "c", "a"]  # predicted order
+    assert "no true labels: rows in predicted order" in view.figure.layout.title.text
+
+
+def test_click_selects_the_image_of_that_row_in_the_current_order():
+    view, _, ids = _small()
+    reported = []
+    view.observe(lambda c: reported.append(c["new"]), names="selection")
+    _click(view, 3, 1)  # label order row 3 = img0
+    assert view.selection == ["img0"]
+    assert view.click == ("img0", "a square")
+    assert reported == [["img0"]]
+    shapes = view.figure.layout.shapes
+    assert len(shapes) == 1 and (shapes[0].y0, shapes[0].y1) == (2.5, 3.5)
+
+
+def test_selection_from_python_outlines_rows_merging_runs():
+    view, _, _ = _small()
+    view.selection = ["img1", "img3", "img2", "unknown"]  # label order rows 0, 1 and 4
+    spans = sorted((s.y0, s.y1) for s in view.figure.layout.shapes)
+    assert spans == [(-0.5, 1.5), (3.5, 4.5)]
+    view.selection = []
+    assert view.figure.layout.shapes == ()
+
+
+def test_hover_reports_image_prompt_and_value():
+    view, sim, _ = _small()
+    view.widget  # noqa: B018 - builds the hover panel
+    view.set_thumbnails([b"\xff\xd8\xff\xe0jpeg"] * 5)
+    trace = view.figure.data[0]
+    view.figure._js2py_pointsCallback = {
+        "event_type": "plotly_hover",
+        "points": {
+            "trace_indexes": [0],
+            "point_indexes": [[0, 2]],
+            "xs": [trace.x[2]],
+            "ys": ["img1"],
+        },
+        "device_state": None,
+        "selector": None,
+    }
+    assert view.hover == "img1"
+    caption = view._panel.caption.value
+    assert f"cosine: {sim[1, 2]:.3f}" in caption
+    assert "&lt;img src=x onerror=alert(1)&gt;" in caption and "<img" not in caption
+    assert view._panel.image.format == "jpeg"
+
+
+def test_large_n_is_averaged_into_at_most_max_rows_per_group():
+    n, c = 12_000, 4
+    rng = np.random.default_rng(0)
+    sim = rng.uniform(-1, 1, size=(n, c)).astype(np.float32)
+    labels = [("circle", "square", "star")[i % 3] for i in range(n)]
+    ids = [f"i{i}" for i in range(n)]
+    view = SimilarityHeatmap(max_rows=1000)
+    fig = view.figure
+    with record_messages(fig) as sent:
+        view.set_data(sim, ids, PROMPTS + ["x"], labels=labels)
+    rows = view.row_ids
+    assert len(rows) <= 1000 + 3
+    assert sum(len(r) for r in rows) == n
+    # a row never mixes groups, and its value is the mean of its images
+    first = rows[0]
+    assert {labels[int(i[1:])] for i in first} == {"circle"}
+    expect = sim[[int(i[1:]) for i in first]].mean(axis=0)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z)[0], expect, atol=1e-4)
+    assert "each row averages up to 12 images" in fig.layout.title.text
+    assert fig.layout.yaxis.showticklabels is False
+    assert sum(j + b for j, b in sent) < 150_000  # ~1,000 rows, not 12,000
+    _click(view, 5, 0)
+    assert view.selection == rows[5] and view.click == (rows[5][0], "a circle")
+
+
+def test_escaping_of_ids_prompts_and_group_names():
+    sim = np.zeros((2, 3), np.float32)
+    view = SimilarityHeatmap()
+    view.set_data(sim, [EVIL + ".png", "ok"], PROMPTS, labels=[EVIL, "x"])
+    payload = json.dumps(view.figure.to_plotly_json(), default=str)
+    assert "<img" not in payload
+    assert "&lt;img src=x onerror=alert(1)&gt;.png" in view.figure.data[0].y
+    small = SimilarityHeatmap(max_rows=1)
+    small.set_data(sim, ["a", "b"], PROMPTS, labels=[EVIL, EVIL])
+    assert "<img" not in json.dumps(small.figure.to_plotly_json(), default=str)
+
+
+def test_duplicate_prompts_stay_separate_columns():
+    view = SimilarityHeatmap()
+    view.set_data(np.zeros((1, 2)), ["a"], ["dog", "dog"])
+    assert list(view.figure.data[0].x) == ["dog", "dog (2)"]
+
+
+@pytest.mark.parametrize(
+    ("sim", "message"),
+    [
+        (np.zeros((2, 2)), r"shape \(images, prompts\) = \(3, 3\), got \(2, 2\)"),
+        (np.full((3, 3), np.nan), "NaN or infinite"),
+    ],
+)
+def test_bad_input_is_explained(sim, message):
+    with pytest.raises(ValueError, match=message):
+        SimilarityHeatmap().set_data(sim, ["a", "b", "c"], ["x", "y", "z"])
+    with pytest.raises(ValueError, match="max_rows must be at least 1"):
+        SimilarityHeatmap(max_rows=0)
