@@ -9,6 +9,7 @@ from __future__ import annotations
 from clipviz.compute import templates, types
 from clipviz.compute.ensemble import ensemble
 from clipviz.compute.metrics import Metrics, evaluate
+from clipviz.compute.projection import Projection, center_modalities, project
 from clipviz.compute.search import nearest
 from clipviz.compute.templates import get_templates, list_template_sets
 from clipviz.compute.types import ImageEmbeddings, ModelInfo, PromptEmbeddings
@@ -19,12 +20,15 @@ __all__ = [
     "Metrics",
     "ModelInfo",
     "Predictions",
+    "Projection",
     "PromptEmbeddings",
+    "center_modalities",
     "ensemble",
     "evaluate",
     "get_templates",
     "list_template_sets",
     "nearest",
+    "project",
     "similarity",
     "templates",
     "types",

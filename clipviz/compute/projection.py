@@ -1,0 +1,373 @@
+"""Joint 2-D maps of image and prompt vectors (PCA or UMAP), cached on disk.
+
+Images and prompts are fitted together, so prompts land among the images they describe.
+``Projection.transform`` places new prompt vectors into an existing map without refitting.
+umap-learn is imported lazily (it costs seconds of numba compilation on first use).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from clipviz.compute import _projection_cache as pcache
+from clipviz.compute.types import ImageEmbeddings, PromptEmbeddings
+from clipviz.compute.zeroshot import _check_compatible, _vectors
+
+METHODS = ("umap", "pca")
+_MIN_UMAP_POINTS = 5  # below this UMAP's spectral layout fails; PCA is used instead
+_REDUCERS: OrderedDict[str, Any] = OrderedDict()  # cache key -> fitted UMAP, this process only
+_MAX_REDUCERS = 4
+
+
+@dataclass
+class _Fit:
+    """What ``transform`` needs: the fitted inputs and whichever model made the layout."""
+
+    vectors: np.ndarray  # (N + C, D) the vectors the layout was fitted on (after centering)
+    xy: np.ndarray  # (N + C, 2) their layout
+    means: tuple[np.ndarray, np.ndarray] | None  # (image mean, prompt mean) when centered
+    pca: tuple[np.ndarray, np.ndarray] | None = None  # (mean (D,), components (2, D))
+    reducer: Any = None  # fitted umap.UMAP, when this process fitted (or memoised) it
+    n_neighbors: int = 15
+
+
+@dataclass
+class Projection:
+    """A joint 2-D layout of images and prompts.
+
+    Attributes
+    ----------
+    image_xy : np.ndarray
+        (N, 2) float32 image coordinates.
+    prompt_xy : np.ndarray
+        (C, 2) float32 prompt coordinates (0 rows when no prompts were given).
+    method : str
+        "pca" or "umap" (UMAP on fewer than 5 points falls back to "pca", with a warning).
+    params : dict
+        The settings that made the layout (also part of the cache key).
+    ids, classnames : list of str or None
+        Names of the rows, when known.
+    from_cache : bool
+        True when the layout was read from the disk cache.
+    """
+
+    image_xy: np.ndarray
+    prompt_xy: np.ndarray
+    method: str
+    params: dict[str, Any]
+    ids: list[str] | None = None
+    classnames: list[str] | None = None
+    from_cache: bool = False
+    key: str = ""
+    _fit: _Fit | None = field(default=None, repr=False)
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N + C, 2) images then prompts."""
+        return np.vstack([self.image_xy, self.prompt_xy])
+
+    def transform(self, vectors: np.ndarray, *, modality: str = "text") -> np.ndarray:
+        """Place new vectors into this map without refitting it.
+
+        PCA applies the fitted linear map (exact). UMAP uses the fitted reducer's
+        ``transform``. After a disk-cache hit in a new process there is no fitted reducer
+        (it is not stored: unpickling is unsafe), so each new point is put at the
+        distance-weighted mean position of its ``n_neighbors`` nearest fitted vectors
+        (cosine), which places a copy of a mapped point on top of it.
+
+        Parameters
+        ----------
+        vectors : np.ndarray
+            (M, D) or (D,) vectors from the same model; normalised here.
+        modality : {"text", "image"}
+            Which modality's mean to subtract when the map was made with ``center=True``.
+
+        Returns
+        -------
+        np.ndarray
+            (M, 2) float32 (also for a single (D,) vector).
+        """
+        if self._fit is None:
+            raise ValueError("This Projection holds no fitted state; make it with project().")
+        if modality not in ("text", "image"):
+            raise ValueError(f"modality must be 'text' or 'image', got {modality!r}.")
+        v = _prepare_new(vectors, self._fit, modality)
+        if len(v) == 0:
+            return np.zeros((0, 2), np.float32)
+        fit = self._fit
+        if fit.pca is not None:
+            mean, comps = fit.pca
+            return ((v - mean) @ comps.T).astype(np.float32)
+        if fit.reducer is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return np.asarray(fit.reducer.transform(v), dtype=np.float32)
+        return _knn_place(v, fit.vectors, fit.xy, fit.n_neighbors)
+
+
+def center_modalities(
+    image_vectors: np.ndarray, prompt_vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Remove the modality gap: subtract each modality's mean, then renormalise.
+
+    CLIP puts image and text vectors in two separate cones, so a joint map otherwise shows two
+    islands; centering each modality lets prompts sit among the images they match.
+
+    Parameters
+    ----------
+    image_vectors : np.ndarray
+        (N, D), N >= 2.
+    prompt_vectors : np.ndarray
+        (C, D), C >= 2.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        Centered and L2-normalised (N, D) and (C, D) float32 arrays.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two vectors in a modality (its centered vector would be zero).
+    """
+    img, txt, _ = _center(
+        np.asarray(image_vectors, np.float32), np.asarray(prompt_vectors, np.float32)
+    )
+    return img, txt
+
+
+def project(
+    emb: ImageEmbeddings | np.ndarray,
+    prompts: PromptEmbeddings | np.ndarray | None = None,
+    method: str = "umap",
+    *,
+    center: bool = False,
+    seed: int | None = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    cache: bool | str | Any = True,
+    cache_dir: Any = None,
+) -> Projection:
+    """Fit one 2-D map on images and prompts together.
+
+    Parameters
+    ----------
+    emb : ImageEmbeddings or np.ndarray
+        (N, D) image vectors.
+    prompts : PromptEmbeddings or np.ndarray, optional
+        (C, D) prompt vectors placed in the same map; None for images only.
+    method : {"umap", "pca"}
+        PCA is instant and linear; UMAP keeps neighbourhoods (first call compiles: seconds).
+    center : bool
+        Remove the modality gap first (see :func:`center_modalities`).
+    seed : int or None
+        UMAP random state: same seed, same map. None runs UMAP in parallel, not reproducibly.
+    n_neighbors, min_dist, metric
+        UMAP settings (n_neighbors is clipped to the number of points - 1).
+    cache : bool or folder
+        True: the platform user cache (``clipviz/projections``) or ``cache_dir``;
+        a folder path: that folder; False: no disk cache.
+    cache_dir : path, optional
+        Folder used with ``cache=True``.
+
+    Returns
+    -------
+    Projection
+
+    Raises
+    ------
+    ValueError
+        Unknown method, mismatched models or dimensions, no image vectors, or ``center``
+        with fewer than two vectors in a modality.
+    """
+    method = _check_method(method)
+    img = _vectors(emb, "images")
+    txt = (
+        _vectors(prompts, "prompts")
+        if prompts is not None
+        else np.zeros((0, img.shape[1]), np.float32)
+    )
+    if len(img) == 0:
+        raise ValueError("project() needs at least one image vector; got 0.")
+    _check_compatible(emb, prompts, img, txt)
+    if method == "umap" and len(img) + len(txt) < _MIN_UMAP_POINTS:
+        warnings.warn(
+            f"UMAP needs at least {_MIN_UMAP_POINTS} points, got {len(img) + len(txt)}; "
+            "using PCA instead.",
+            stacklevel=2,
+        )
+        method = "pca"
+    params = _params(method, center, seed, n_neighbors, min_dist, metric)
+    key = pcache.cache_key(_preamble(method, params), [img, txt])
+    means = None
+    if center:
+        img_fit, txt_fit, means = _center(img, txt)
+    else:
+        img_fit, txt_fit = img, txt
+    fit_vectors = np.vstack([img_fit, txt_fit])
+    folder = pcache.resolve_dir(cache, cache_dir)
+    stored = pcache.load(folder, key) if folder is not None else None
+    if stored is not None and stored.get("xy", np.zeros(0)).shape == (len(fit_vectors), 2):
+        fit = _Fit(fit_vectors, stored["xy"], means, n_neighbors=params.get("n_neighbors", 15))
+        if method == "pca":
+            fit.pca = (stored["pca_mean"], stored["pca_components"])
+        fit.reducer = _REDUCERS.get(key)
+        return _result(fit, len(img), method, params, emb, prompts, key, from_cache=True)
+    fit = _fit(method, fit_vectors, means, params)
+    if folder is not None:
+        arrays = {"xy": fit.xy}
+        if fit.pca is not None:
+            arrays |= {"pca_mean": fit.pca[0], "pca_components": fit.pca[1]}
+        pcache.save(folder, key, arrays)
+    if fit.reducer is not None:
+        _remember(key, fit.reducer)
+    return _result(fit, len(img), method, params, emb, prompts, key, from_cache=False)
+
+
+def _fit(method: str, x: np.ndarray, means: Any, params: dict[str, Any]) -> _Fit:
+    if method == "pca":
+        mean, comps = _pca(x)
+        xy = ((x - mean) @ comps.T).astype(np.float32)
+        return _Fit(x, xy, means, pca=(mean, comps))
+    xy, reducer = _umap(x, params)
+    return _Fit(x, xy, means, reducer=reducer, n_neighbors=params["n_neighbors"])
+
+
+def _pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-2 principal axes from the D x D covariance (fast for N >> D), signs made stable."""
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    xc = x - mean
+    cov = (xc.T @ xc).astype(np.float64)
+    _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues
+    comps = vecs[:, ::-1][:, :2].T.copy()
+    if comps.shape[0] < 2:  # 1-D vectors: second axis is empty
+        comps = np.vstack([comps, np.zeros_like(comps)])
+    # like sklearn's svd_flip: the largest-magnitude loading of each axis is positive
+    pivot = comps[np.arange(2), np.argmax(np.abs(comps), axis=1)]
+    comps *= np.where(pivot < 0, -1.0, 1.0)[:, None]
+    return mean, comps.astype(np.float32)
+
+
+def _umap(x: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, Any]:
+    import umap  # lazily: heavy import plus numba compilation
+
+    seed = params["seed"]
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(params["n_neighbors"], len(x) - 1),
+        min_dist=params["min_dist"],
+        metric=params["metric"],
+        random_state=seed,
+        transform_seed=seed if seed is not None else 42,
+        n_jobs=1 if seed is not None else -1,
+    )
+    with warnings.catch_warnings():
+        # umap warns that random_state forces one thread: that is the point of a seed
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
+        xy = reducer.fit_transform(x)
+    return np.asarray(xy, dtype=np.float32), reducer
+
+
+def _center(
+    img: np.ndarray, txt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    for arr, what in [(img, "image"), (txt, "prompt")]:
+        if arr.ndim != 2 or len(arr) < 2:
+            raise ValueError(
+                f"Centering the modalities needs at least two {what} vectors, got "
+                f"{len(arr) if arr.ndim == 2 else arr.shape}: one vector minus its own mean is "
+                "zero. Add more, or use center=False."
+            )
+    means = (img.mean(axis=0), txt.mean(axis=0))
+    return _unit(img - means[0]), _unit(txt - means[1]), means
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+
+
+def _prepare_new(vectors: np.ndarray, fit: _Fit, modality: str) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    v = v[None, :] if v.ndim == 1 else v
+    dim = fit.vectors.shape[1]
+    if v.ndim != 2 or v.shape[1] != dim:
+        raise ValueError(
+            f"transform() needs (M, {dim}) vectors from the model this map was made with, "
+            f"got shape {np.shape(vectors)}."
+        )
+    v = _unit(v)
+    if fit.means is not None:
+        v = _unit(v - fit.means[0 if modality == "image" else 1])
+    return v
+
+
+def _knn_place(v: np.ndarray, base: np.ndarray, xy: np.ndarray, k: int) -> np.ndarray:
+    k = max(1, min(k, len(base)))
+    sim = v @ base.T
+    idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    dist = np.clip(1.0 - np.take_along_axis(sim, idx, axis=1), 0.0, None)
+    w = 1.0 / (dist + 1e-6)  # an exact copy of a fitted point lands on it
+    w /= w.sum(axis=1, keepdims=True)
+    return np.einsum("mk,mkj->mj", w, xy[idx]).astype(np.float32)
+
+
+def _check_method(method: str) -> str:
+    m = str(method).lower()
+    if m not in METHODS:
+        raise ValueError(f"Unknown projection method {method!r}; use one of {', '.join(METHODS)}.")
+    return m
+
+
+def _params(method: str, center: bool, seed: Any, nn: int, min_dist: float, metric: str) -> dict:
+    params: dict[str, Any] = {"center": bool(center)}
+    if method == "umap":
+        if isinstance(nn, bool) or not isinstance(nn, (int, np.integer)) or nn < 2:
+            raise ValueError(f"n_neighbors must be an integer >= 2, got {nn!r}.")
+        params |= {
+            "seed": None if seed is None else int(seed),
+            "n_neighbors": int(nn),
+            "min_dist": float(min_dist),
+            "metric": str(metric),
+        }
+    return params
+
+
+def _preamble(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    from clipviz import __version__
+
+    out = {"kind": "projection", "clipviz": __version__, "method": method, "params": params}
+    if method == "umap":
+        out["umap"] = metadata.version("umap-learn")
+    return out
+
+
+def _remember(key: str, reducer: Any) -> None:
+    _REDUCERS[key] = reducer
+    _REDUCERS.move_to_end(key)
+    while len(_REDUCERS) > _MAX_REDUCERS:
+        _REDUCERS.popitem(last=False)
+
+
+def _result(
+    fit: _Fit,
+    n_img: int,
+    method: str,
+    params: dict,
+    emb: Any,
+    prompts: Any,
+    key: str,
+    *,
+    from_cache: bool,
+) -> Projection:
+    ids = list(emb.ids) if isinstance(emb, ImageEmbeddings) else None
+    names = list(prompts.classnames) if isinstance(prompts, PromptEmbeddings) else None
+    xy = np.asarray(fit.xy, dtype=np.float32)
+    return Projection(xy[:n_img], xy[n_img:], method, params, ids, names, from_cache, key, fit)
