@@ -1,0 +1,235 @@
+"""The ``clipviz`` command line: precompute embeddings before a class, open the quickstart.
+
+``clipviz embed`` fills the embedding cache for a folder of images (or a bundled sample), so a
+notebook later finds every vector already computed. ``clipviz demo`` starts JupyterLab on the
+quickstart notebook. Exit codes: 0 success, 2 bad input (folder, model, option), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+QUICKSTART = "01_quickstart.ipynb"
+#: The quickstart's images (``shapes(300, seed=1)``); ``--sample shapes`` embeds exactly these.
+SHAPES_N, SHAPES_SEED = 300, 1
+_MAX_SKIP_LINES = 10
+
+_EPILOG_EMBED = """examples:
+  clipviz embed ~/photos                                  # bundled clipviz-shapes model
+  clipviz embed ~/photos --model ViT-B-32 --pretrained openai --batch-size 128
+  clipviz embed ~/photos --model ViT-B-32 --pretrained ./weights.safetensors --cache ./cache
+  clipviz embed --sample shapes                           # the quickstart's images
+"""
+_EPILOG_DEMO = """examples:
+  clipviz demo                     # JupyterLab on the quickstart notebook
+  clipviz demo --port 8899 --no-browser
+  clipviz demo --dry-run           # print the command, start nothing
+"""
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed without a traceback, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the ``clipviz`` entry point)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except UsageError as err:
+        print(f"clipviz {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"clipviz {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipviz",
+        description="clipviz: an interactive Jupyter workbench for CLIP models.",
+        epilog="run 'clipviz embed --help' or 'clipviz demo --help' for examples",
+    )
+    from clipviz import __version__
+
+    parser.add_argument("--version", action="version", version=f"clipviz {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    embed = sub.add_parser(
+        "embed",
+        help="precompute image embeddings into the cache",
+        description="Embed every image under FOLDER (recursively) and store the vectors in "
+        "clipviz's disk cache, so notebooks and the Workbench find them ready.",
+        epilog=_EPILOG_EMBED,
+        formatter_class=fmt,
+    )
+    embed.add_argument("folder", nargs="?", help="folder of images (sub-folder names = labels)")
+    embed.add_argument(
+        "--sample",
+        choices=["shapes", "photos"],
+        help=f"embed a bundled sample instead of a folder (shapes: the quickstart's "
+        f"{SHAPES_N} images)",
+    )
+    embed.add_argument(
+        "--model", default="clipviz-shapes", help="model name (default: %(default)s)"
+    )
+    embed.add_argument("--pretrained", help="pretrained tag (e.g. openai) or a weights file")
+    embed.add_argument("--cache", help="cache folder (default: the platform's user cache dir)")
+    embed.add_argument("--batch-size", type=_positive_int, default=64, help="default: %(default)s")
+    embed.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    embed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    embed.set_defaults(run=run_embed)
+
+    demo = sub.add_parser(
+        "demo",
+        help="open JupyterLab on the quickstart notebook",
+        description="Start JupyterLab on the quickstart notebook (stop it with Ctrl-C).",
+        epilog=_EPILOG_DEMO,
+        formatter_class=fmt,
+    )
+    demo.add_argument("--notebook", help=f"notebook to open (default: notebooks/{QUICKSTART})")
+    demo.add_argument("--port", type=_positive_int, help="port for JupyterLab")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    demo.add_argument("--dry-run", action="store_true", help="print the command and exit")
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------- embed
+def run_embed(args: argparse.Namespace) -> int:
+    """``clipviz embed``: load the images and the model, embed through the cache, report."""
+    images, what = _embed_source(args)
+    model = _load_model(args)
+    cache: Any = args.cache if args.cache else True
+    if args.cache:
+        Path(args.cache).expanduser().mkdir(parents=True, exist_ok=True)
+    from clipviz.engine import embed_images
+
+    print(f"embedding {len(images)} images from {what} with {args.model}", flush=True)
+    emb = embed_images(
+        model, images, batch_size=args.batch_size, cache=cache, progress=not args.no_progress
+    )
+    _report(emb, len(images))
+    return EXIT_OK
+
+
+def _embed_source(args: argparse.Namespace) -> tuple[Any, str]:
+    if (args.folder is None) == (args.sample is None):
+        raise UsageError("give either a FOLDER or --sample shapes|photos (exactly one)")
+    if args.sample == "shapes":
+        from clipviz.datasets import shapes
+
+        data = shapes(SHAPES_N, seed=SHAPES_SEED)
+        return data.to_imageset(label="shape"), f"the shapes sample (n={SHAPES_N})"
+    if args.sample == "photos":
+        from clipviz.datasets import photos
+
+        return photos(), "the bundled photos"
+    from clipviz.engine import ImageSet
+
+    try:
+        return ImageSet.from_folder(args.folder), repr(str(args.folder))
+    except (OSError, ValueError) as err:  # missing, a file, or no images in it
+        raise UsageError(str(err)) from None
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    from clipviz.models import load_model
+
+    try:
+        return load_model(args.model, args.pretrained, device=args.device)
+    except (ValueError, KeyError, OSError) as err:  # unknown name/tag, missing weights
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise UsageError(f"cannot load model {args.model!r}: {msg}") from None
+
+
+def _report(emb: Any, total: int) -> None:
+    skipped = list(getattr(emb, "skipped", []))
+    from_cache = _from_cache(emb)
+    done = len(emb.ids)
+    if from_cache is None:
+        print(f"done: {done} of {total} images embedded or read from the cache")
+    else:
+        print(f"done: {done - from_cache} embedded, {from_cache} from cache")
+    print(f"skipped: {len(skipped)}")
+    for item, reason in skipped[:_MAX_SKIP_LINES]:
+        print(f"  {item}: {reason}")
+    if len(skipped) > _MAX_SKIP_LINES:
+        print(f"  ... and {len(skipped) - _MAX_SKIP_LINES} more")
+
+
+def _from_cache(emb: Any) -> int | None:
+    """How many vectors came from the cache, as the engine reports it (None if it does not)."""
+    for name in ("n_cached", "from_cache", "cache_hits"):
+        value = getattr(emb, name, None)
+        if isinstance(value, int):
+            return value
+    stats = getattr(emb, "stats", None)
+    if isinstance(stats, dict) and isinstance(stats.get("from_cache"), int):
+        return int(stats["from_cache"])
+    return None
+
+
+# -------------------------------------------------------------------------------- demo
+def run_demo(args: argparse.Namespace) -> int:
+    """``clipviz demo``: JupyterLab on the quickstart (or ``--notebook``)."""
+    notebook = Path(args.notebook).expanduser() if args.notebook else find_quickstart()
+    if not notebook.is_file():
+        raise UsageError(f"notebook not found: {str(notebook)!r}")
+    notebook = notebook.resolve()
+    root = notebook.parent.parent if notebook.parent.name == "notebooks" else notebook.parent
+    cmd = [sys.executable, "-m", "jupyterlab", str(notebook), f"--ServerApp.root_dir={root}"]
+    if args.port:
+        cmd.append(f"--port={args.port}")
+    if args.no_browser:
+        cmd.append("--no-browser")
+    print("running: " + " ".join(cmd), flush=True)
+    if args.dry_run:
+        return EXIT_OK
+    return subprocess.call(cmd)
+
+
+def find_quickstart() -> Path:
+    """The quickstart notebook: next to the package (a source checkout) or under the cwd."""
+    import clipviz
+
+    candidates = [
+        Path(clipviz.__file__).resolve().parent / "notebooks" / QUICKSTART,  # shipped copy
+        Path(clipviz.__file__).resolve().parents[1] / "notebooks" / QUICKSTART,  # checkout
+        Path(os.getcwd()) / "notebooks" / QUICKSTART,
+        Path(os.getcwd()) / QUICKSTART,
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = "\n  ".join(str(p) for p in candidates)
+    raise UsageError(
+        f"cannot find {QUICKSTART}; looked in:\n  {looked}\n"
+        "run from a clipviz checkout (git clone ...; cd clipviz) or pass --notebook PATH"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
