@@ -1,6 +1,6 @@
 // clipviz prediction grid (anywidget ESM, hand-written, no build step).
 // Python sends: all thumbnails once (one binary buffer + uint32 offsets) and the visible page
-// as a small list of dicts. Every user string is set with textContent, never innerHTML.
+// as a small list of dicts. Every user string is set with textContent, never parsed as markup.
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);

@@ -170,8 +170,7 @@ class PredictionGrid(t.HasTraits):
             raise ValueError(f"unknown image ids in results: {unknown[:5]}")
         order = np.fromiter((self._index[i] for i in ids), dtype=np.int64, count=len(ids))
         self._results = (order, np.asarray(scores, dtype=np.float32), str(title))
-        self.page = 0
-        self._refresh()
+        self._refresh(first_page=True)
 
     def clear_results(self) -> None:
         """Go back to showing every image."""
@@ -235,22 +234,24 @@ class PredictionGrid(t.HasTraits):
         return idx
 
     # -------------------------------------------------------------- reactions
-    def _refresh(self) -> None:
+    def _refresh(self, *, first_page: bool = False) -> None:
         self._order = self._compute_order()
-        if self.page >= self.n_pages:
-            self.page = self.n_pages - 1  # _on_page pushes the page
-        self._push()
+        page = 0 if first_page else min(self.page, self.n_pages - 1)
+        if page != self.page:
+            self.page = page  # _on_page pushes the page
+        else:
+            self._push()
 
     def _on_view_change(self, change: dict[str, Any]) -> None:
         if change["name"] in ("sort_by", "sort_prompt") and self._results is not None:
             self._results = None  # choosing a sort leaves the search results
-        self.page = 0
-        self._refresh()
+        self._refresh(first_page=True)
+
+    @t.validate("page")
+    def _clamp_page(self, proposal: dict[str, Any]) -> int:
+        return min(max(0, int(proposal["value"])), self.n_pages - 1)
 
     def _on_page(self, change: dict[str, Any]) -> None:
-        if not 0 <= change["new"] < self.n_pages:
-            self.page = min(max(0, change["new"]), self.n_pages - 1)
-            return
         self._push()
 
     def _on_selection(self, change: dict[str, Any]) -> None:
@@ -329,9 +330,28 @@ def _build_widget(state: PredictionGrid) -> Any:
     buffer, offsets, mime = state._thumbs
     w = GridWidget(thumbs=buffer, thumb_offsets=offsets.tobytes(), thumb_mime=mime)
     for name in _TWO_WAY:
-        t.link((state, name), (w, name))  # link() guards against ping-pong
+        _sync(state, w, name)
     w.on_msg(lambda _w, content, _buffers: _on_message(state, content))
     return w
+
+
+def _sync(state: PredictionGrid, w: Any, name: str) -> None:
+    """Two-way sync of one trait. Unlike traitlets.link this tolerates the state correcting
+    a value (e.g. a page past the end): the corrected value is sent back to the browser."""
+    setattr(w, name, getattr(state, name))
+
+    def to_widget(change: dict[str, Any]) -> None:
+        if getattr(w, name) != change["new"]:
+            setattr(w, name, change["new"])
+
+    def to_state(change: dict[str, Any]) -> None:
+        if getattr(state, name) != change["new"]:
+            setattr(state, name, change["new"])
+        if getattr(w, name) != getattr(state, name):
+            setattr(w, name, getattr(state, name))
+
+    state.observe(to_widget, names=name)
+    w.observe(to_state, names=name)
 
 
 def _on_message(state: PredictionGrid, content: Any) -> None:
