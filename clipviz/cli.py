@@ -205,6 +205,8 @@ def run_demo(args: argparse.Namespace) -> int:
         cmd.append(f"--port={args.port}")
     if args.no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers often run as root; Jupyter refuses without it
     print("running: " + " ".join(cmd), flush=True)
     if args.dry_run:
         return EXIT_OK
