@@ -1,0 +1,17 @@
+"""Sample data: the synthetic shapes generator (and, from H2, bundled real photos)."""
+
+from __future__ import annotations
+
+from clipviz.datasets.shapes import (
+    COLOURS,
+    HELD_OUT,
+    SHAPES,
+    SIZES,
+    ShapesData,
+    shapes,
+    shapes_array,
+)
+
+# H2 adds: from clipviz.datasets.photos import photos
+
+__all__ = ["COLOURS", "HELD_OUT", "SHAPES", "SIZES", "ShapesData", "shapes", "shapes_array"]

@@ -1,0 +1,81 @@
+"""``python -m clipviz.train --out DIR --steps N --seed S``: train, export, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from clipviz.train.config import TrainConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m clipviz.train",
+        description="Train the clipviz-shapes CLIP from scratch on synthetic shapes (CPU).",
+    )
+    p.add_argument("--out", required=True, help="run folder (checkpoint, logs, exported model)")
+    p.add_argument(
+        "--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})"
+    )
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
+    p.add_argument("--pairs", type=int, default=d.n_pairs, help="pre-generated training pairs")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--shape-only", type=float, default=d.shape_only_frac)
+    p.add_argument("--colour-only", type=float, default=d.colour_only_frac)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument(
+        "--export", default=None, help="bundled-model folder to write (default OUT/model)"
+    )
+    p.add_argument(
+        "--eval-images", type=int, default=1000, help="images per evaluation set, 0: skip"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.steps < 1 or args.pairs < args.batch_size:
+        print(
+            f"error: need --steps >= 1 and --pairs >= --batch-size, got steps={args.steps}, "
+            f"pairs={args.pairs}, batch size={args.batch_size}",
+            file=sys.stderr,
+        )
+        return 2
+    from clipviz.train.evaluate import evaluate, format_table
+    from clipviz.train.export import export, load_exported
+    from clipviz.train.loop import train
+
+    cfg = TrainConfig(
+        steps=args.steps,
+        seed=args.seed,
+        n_pairs=args.pairs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        shape_only_frac=args.shape_only,
+        colour_only_frac=args.colour_only,
+        threads=args.threads,
+    )
+    t0 = time.perf_counter()
+    model, summary = train(cfg, args.out, minutes=args.minutes)
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    folder = Path(args.export) if args.export else Path(args.out) / "model"
+    export(model, folder, meta={"training": summary, "command": " ".join(sys.argv)})
+    print(json.dumps(summary, indent=2))
+    if args.eval_images:
+        loaded, _, tokenizer = load_exported(folder)
+        results = evaluate(loaded, tokenizer, n=args.eval_images)
+        summary["zero_shot"] = results
+        export(model, folder, meta={"training": summary, "command": " ".join(sys.argv)})
+        print(format_table(results))
+    print(f"exported to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""The four zero-shot accuracies of the model card, using open_clip directly (no clipviz.engine).
+
+- shape, 6-way: "a photo of a circle." ... on images of every combination
+- colour, 8-way: "a photo of a red." ... on the same images
+- colour x shape, 48-way, on combinations seen in training
+- colour x shape, 48-way, on the held-out combinations (all 48 prompts compete)
+
+Each with the single template "a photo of a {}." and with open_clip's 80 ImageNet templates
+ensembled (mean of normalised text embeddings, renormalised).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clipviz.datasets.shapes import COLOURS, SHAPES, shapes_array
+from clipviz.train.config import PREPROCESS_CFG
+
+SINGLE = ["a photo of a {}."]
+
+
+def ensemble_templates() -> list[str]:
+    """open_clip's 80 OpenAI ImageNet templates as format strings."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+
+
+def class_vectors(model: Any, tokenizer: Any, classnames: list[str], templates: list[str]):
+    """(C, D) normalised class embeddings, averaged over templates."""
+    import torch
+
+    texts = [t.format(c) for c in classnames for t in templates]
+    with torch.no_grad():
+        f = model.encode_text(tokenizer(texts)).float()
+    f = torch.nn.functional.normalize(f, dim=-1).view(len(classnames), len(templates), -1)
+    return torch.nn.functional.normalize(f.mean(1), dim=-1)
+
+
+def image_vectors(model: Any, images: np.ndarray, batch_size: int = 500):
+    """(N, D) normalised image embeddings of uint8 (N, 64, 64, 3) images."""
+    import torch
+
+    mean = torch.tensor(PREPROCESS_CFG["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(PREPROCESS_CFG["std"]).view(1, 3, 1, 1)
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[a : a + batch_size]).permute(0, 3, 1, 2).float() / 255
+            out.append(model.encode_image((x - mean) / std).float())
+    return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+
+
+def _accuracy(img, cls, truth: list[str], classnames: list[str]) -> float:
+    pred = (img @ cls.T).argmax(1).numpy()
+    index = {c: i for i, c in enumerate(classnames)}
+    return float(np.mean(pred == np.array([index[t] for t in truth])))
+
+
+def evaluate(
+    model: Any, tokenizer: Any, *, n: int = 2000, seed: int = 10_000, processes: int = 1
+) -> dict[str, dict[str, float]]:
+    """Zero-shot top-1 accuracies on fresh images.
+
+    Parameters
+    ----------
+    model, tokenizer
+        An open_clip model (eval mode) and its tokenizer (context length 16).
+    n : int
+        Images per set (one set of all combinations, one of seen, one of held-out ones).
+    seed : int
+        Generator seed; training uses small seeds and split "train", so any seed here is fresh.
+
+    Returns
+    -------
+    dict
+        ``{"single": {...}, "ensemble": {...}}``, each with keys shape, colour, seen, heldout.
+    """
+    model.eval()
+    combos = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    sets = {}
+    for split, offset in (("all", 0), ("seen", 1), ("heldout", 2)):
+        images, labels, _ = shapes_array(n, seed + offset, split=split, processes=processes)
+        sets[split] = (image_vectors(model, images), labels)
+    img_all, lab_all = sets["all"]
+    results = {}
+    for kind, templates in (("single", SINGLE), ("ensemble", ensemble_templates())):
+        shape_cls = class_vectors(model, tokenizer, SHAPES, templates)
+        colour_cls = class_vectors(model, tokenizer, COLOURS, templates)
+        combo_cls = class_vectors(model, tokenizer, combos, templates)
+        r = {
+            "shape": _accuracy(img_all, shape_cls, list(lab_all["shape"]), SHAPES),
+            "colour": _accuracy(img_all, colour_cls, list(lab_all["colour"]), COLOURS),
+        }
+        for split in ("seen", "heldout"):
+            img, lab = sets[split]
+            truth = [f"{c} {s}" for c, s in zip(lab["colour"], lab["shape"], strict=True)]
+            r[split] = _accuracy(img, combo_cls, truth, combos)
+        results[kind] = {k: round(v, 4) for k, v in r.items()}
+    return results
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """A small text table of the accuracies."""
+    rows = ["task        single  ensemble"]
+    for k in ("shape", "colour", "seen", "heldout"):
+        rows.append(f"{k:<10} {results['single'][k]:7.1%} {results['ensemble'][k]:9.1%}")
+    return "\n".join(rows)

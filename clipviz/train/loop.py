@@ -1,0 +1,152 @@
+"""The contrastive training loop: ClipLoss, AdamW, warm-up + cosine, checkpoints that resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from clipviz.train.config import MODEL_CFG, TrainConfig
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def build_model(seed: int) -> Any:
+    """A freshly initialised open_clip CLIP with the bundled architecture."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(seed)
+    return open_clip.CLIP(**MODEL_CFG)
+
+
+def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
+    """AdamW with weight decay on weight matrices only."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        # open_clip's own exclusion rule (norms, biases, embeddings, logit scale)
+        skip = p.ndim < 2 or any(k in name for k in ("bn", "ln", "bias", "embed", "logit_scale"))
+        (no_decay if skip else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=1e-6)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_frac`` of the steps, then cosine to zero."""
+    warm = max(1, int(cfg.warmup_frac * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, cfg.steps - warm)
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def save_checkpoint(
+    out: Path, model: Any, opt: Any, step: int, cfg: TrainConfig, log: list
+) -> None:
+    """Write atomically (temp file then rename) so an interrupted save never corrupts a run."""
+    import torch
+
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": step,
+        "config": cfg.as_dict(),
+        "log": log,
+    }
+    tmp = out / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out / CHECKPOINT)
+
+
+def train(
+    cfg: TrainConfig, out: str | os.PathLike, *, minutes: float | None = None, progress=True
+) -> tuple[Any, dict[str, Any]]:
+    """Train (or resume from ``out/checkpoint.pt``) and return ``(model, summary)``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The recipe. A resumed run must use the same recipe as the checkpoint.
+    out : path
+        Run folder: checkpoint, ``log.json``.
+    minutes : float, optional
+        Stop early (with a checkpoint) after this much wall time.
+    """
+    import open_clip
+    import torch
+    from tqdm.auto import tqdm
+
+    from clipviz.train.data import PairData
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    data = PairData(
+        cfg.n_pairs,
+        cfg.seed,
+        shape_only=cfg.shape_only_frac,
+        colour_only=cfg.colour_only_frac,
+        processes=cfg.processes,
+    )
+    data_s = time.perf_counter() - t0
+    model = build_model(cfg.seed)
+    opt = make_optimizer(model, cfg)
+    start, log = 0, []
+    ckpt = out / CHECKPOINT
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state["config"] != cfg.as_dict():
+            raise ValueError(
+                f"{ckpt} was written with a different recipe ({state['config']}); "
+                f"use another --out folder or the same options ({cfg.as_dict()})."
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, log = state["step"], state["log"]
+    loss_fn = open_clip.ClipLoss()
+    model.train()
+    t1 = time.perf_counter()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress)
+    done = start
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        images, tokens = data.batch(step, cfg.batch_size, cfg.seed)
+        img_f, txt_f, scale = model(images, tokens)
+        loss = loss_fn(img_f, txt_f, scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # as in CLIP: keep the temperature above 1/100
+            model.logit_scale.clamp_(0, math.log(100))
+        log.append([step, round(loss.item(), 5)])
+        bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale.item():.1f}")
+        done = step + 1
+        late = minutes is not None and time.perf_counter() - t0 > minutes * 60
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps or late:
+            save_checkpoint(out, model, opt, done, cfg, log)
+        if late:
+            break
+    train_s = time.perf_counter() - t1
+    summary = {
+        "steps_done": done,
+        "steps": cfg.steps,
+        "resumed_from": start,
+        "data_seconds": round(data_s, 1),
+        "train_seconds": round(train_s, 1),
+        "steps_per_second": round((done - start) / max(train_s, 1e-9), 3),
+        "final_loss": log[-1][1] if log else None,
+        "config": cfg.as_dict(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    model.eval()
+    return model, summary
