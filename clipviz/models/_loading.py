@@ -1,0 +1,371 @@
+"""load_model: any open_clip architecture and weights (tag, local file, hf-hub) or a bundled model.
+
+The model is built by ``open_clip.create_model_and_transforms``; this module adds what clipviz
+needs around it: name and tag checks with helpful errors, refusal of silent random weights,
+device and precision choice, safe checkpoint loading, and a key that identifies the vector space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import json
+import logging
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from clipviz.models import _bundled
+from clipviz.models._clip_model import ClipModel
+from clipviz.models._errors import (
+    PrecisionError,
+    RandomWeightsError,
+    UnknownModelError,
+    UnknownPretrainedError,
+    UnsafeCheckpointError,
+    WeightsUnavailableError,
+)
+
+__all__ = ["load_model", "list_models", "resolve_device"]
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+_CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def list_models() -> list[tuple[str, str | None]]:
+    """``(name, pretrained)`` pairs :func:`load_model` accepts by name.
+
+    The bundled models come first with ``pretrained=None`` (they work offline), then every
+    ``open_clip.list_pretrained()`` pair (these download weights on first use).
+    """
+    import open_clip
+
+    return [(n, None) for n in _bundled.bundled_names()] + list(open_clip.list_pretrained())
+
+
+def load_model(
+    name: str,
+    pretrained: str | os.PathLike | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    allow_random: bool = False,
+    cache_dir: str | None = None,
+) -> ClipModel:
+    """Load a CLIP model as a :class:`ClipModel`.
+
+    Parameters
+    ----------
+    name : str
+        A bundled model (``"clipviz-shapes"``, offline), an open_clip architecture
+        (``"ViT-B-32"``, see ``open_clip.list_models()``), ``"hf-hub:org/repo"`` or
+        ``"local-dir:/path"`` (a folder with ``open_clip_config.json`` and weights).
+    pretrained : str or path, optional
+        For an architecture name: a tag (``"openai"``, see ``clipviz.models.list_models()``) or
+        a local checkpoint (``.safetensors``; ``.pt``/``.bin`` are loaded with
+        ``weights_only=True``). Required unless ``allow_random=True``.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU) or any torch device string.
+    precision : str
+        ``"fp32"``, ``"fp16"`` (GPU only) or ``"bf16"``.
+    allow_random : bool
+        Build the architecture with (deterministic, seed 0) random weights when no weights are
+        given. Its embeddings are meaningless; useful for speed tests only.
+    cache_dir : str, optional
+        Where open_clip downloads weights (default: the Hugging Face cache).
+
+    Returns
+    -------
+    ClipModel
+    """
+    import torch
+
+    dev = resolve_device(device)
+    _check_precision(precision, dev)
+    name = os.fspath(name)
+    if name in _bundled.BUNDLED:
+        return _load_bundled(name, pretrained, dev, precision)
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return _load_schema(name, dev, precision, cache_dir)
+    arch = _check_architecture(name)
+    if pretrained is None:
+        if not allow_random:
+            raise RandomWeightsError(_random_message(arch))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # same "random" model in every process, so caches stay valid
+            return _create(arch, None, dev, precision, f"random-init-seed0:{arch}", cache_dir)
+    pretrained = os.fspath(pretrained)
+    if _looks_like_file(pretrained):
+        return _load_file(arch, pretrained, dev, precision)
+    return _load_tag(arch, pretrained, dev, precision, cache_dir)
+
+
+def resolve_device(device: str | Any = "auto") -> Any:
+    """``"auto"`` -> CUDA if available, else MPS, else CPU; other values -> ``torch.device``."""
+    import torch
+
+    if str(device) != "auto":
+        try:
+            return torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'"
+            ) from err
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _check_precision(precision: str, dev: Any) -> None:
+    import torch
+
+    if precision not in PRECISIONS:
+        raise PrecisionError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+    if precision == "fp16" and dev.type == "cpu":
+        raise PrecisionError(
+            "precision='fp16' needs a GPU (CUDA or MPS) but the device is the CPU; "
+            "use precision='fp32' (or 'bf16', which CPUs can run)"
+        )
+    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise PrecisionError(
+            f"this GPU ({torch.cuda.get_device_name(dev)}) does not support bf16; "
+            "use precision='fp16' or 'fp32'"
+        )
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no CUDA GPU is available; use device='auto' or 'cpu'")
+
+
+def _check_architecture(name: str) -> str:
+    import open_clip
+
+    arch = name.replace("/", "-")  # open_clip accepts "ViT-B/32" this way
+    known = open_clip.list_models()
+    if arch in known:
+        return arch
+    candidates = [*_bundled.bundled_names(), *known]
+    lower = {c.lower(): c for c in candidates}
+    if arch.lower() in lower:  # a case slip: say which spelling exists
+        close = [lower[arch.lower()]]
+    else:
+        close = [lower[c] for c in difflib.get_close_matches(arch.lower(), lower, n=5, cutoff=0.5)]
+    hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownModelError(
+        f"unknown model {name!r}.{hint} See clipviz.models.list_models() for names with "
+        f"weights; {_bundled.bundled_names()[0]!r} is bundled and works offline."
+    )
+
+
+def _looks_like_file(pretrained: str) -> bool:
+    return (
+        os.path.exists(pretrained)
+        or os.sep in pretrained
+        or "/" in pretrained
+        or pretrained.lower().endswith(_CHECKPOINT_SUFFIXES)
+    )
+
+
+def _load_bundled(name: str, pretrained: Any, dev: Any, precision: str) -> ClipModel:
+    config_path, weights = _bundled.bundled_files(name)
+    if pretrained is not None and Path(os.fspath(pretrained)).resolve() != weights.resolve():
+        raise UnknownPretrainedError(
+            f"{name!r} is a bundled model with its own weights; call load_model({name!r}) "
+            f"without pretrained (got pretrained={os.fspath(pretrained)!r})"
+        )
+    cfg = _bundled.register(name, config_path)
+    pp = cfg.get("preprocess_cfg", {})
+    extra = {
+        "image_mean": pp.get("mean"),
+        "image_std": pp.get("std"),
+        "image_interpolation": pp.get("interpolation"),
+        "image_resize_mode": pp.get("resize_mode"),
+    }
+    identity = f"file-sha256:{_file_sha256(weights)}"
+    return _create(name, str(weights), dev, precision, identity, None, **extra)
+
+
+def _load_file(arch: str, path: str, dev: Any, precision: str) -> ClipModel:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UnknownPretrainedError(
+            f"pretrained={path!r} looks like a file path but no such file exists; pass an "
+            f"existing checkpoint (.safetensors, .pt, .bin) or a tag such as "
+            f"{_tags(arch)[:3] or ['openai']}"
+        )
+    identity = f"file-sha256:{_file_sha256(p)}"
+    try:
+        return _create(arch, str(p), dev, precision, identity, None)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f"{str(p)!r} contains pickled Python objects besides tensors, so it was not loaded "
+            "(unpickling can run arbitrary code). Re-save it as a plain state dict or, better, "
+            "as .safetensors (safetensors.torch.save_file(state_dict, 'model.safetensors'))."
+        ) from err
+
+
+def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
+    import open_clip
+
+    if not open_clip.get_pretrained_cfg(arch, tag):
+        tags = _tags(arch)
+        shown = ", ".join(repr(t) for t in tags[:12]) + (
+            f", ... ({len(tags)} in all)" if len(tags) > 12 else ""
+        )
+        have = f"its tags are {shown}" if tags else "open_clip has no pretrained weights for it"
+        raise UnknownPretrainedError(
+            f"unknown pretrained tag {tag!r} for {arch!r}: {have}. A local checkpoint file "
+            "path also works as pretrained=."
+        )
+    try:
+        return _create(arch, tag, dev, precision, f"tag:{tag.lower()}", cache_dir)
+    except RuntimeError as err:
+        if "download" not in str(err).lower():
+            raise
+        raise WeightsUnavailableError(_offline_message(arch, tag, err)) from err
+
+
+def _load_schema(name: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
+    schema, ident = name.split(":", 1)
+    try:
+        if schema == "local-dir":
+            folder = Path(ident)
+            ckpt = next((folder / f for f in _LOCAL_WEIGHTS if (folder / f).is_file()), None)
+            if ckpt is None:
+                raise UnknownPretrainedError(
+                    f"no weights in {ident!r}: expected one of {list(_LOCAL_WEIGHTS)} next to "
+                    "open_clip_config.json"
+                )
+            identity = f"file-sha256:{_file_sha256(ckpt)}"
+        else:
+            identity = f"hf-hub:{ident}:{_hf_revision(ident, cache_dir)}"
+        return _create(name, None, dev, precision, identity, cache_dir, require=True)
+    except (RuntimeError, FileNotFoundError, OSError) as err:
+        if schema == "hf-hub":
+            raise WeightsUnavailableError(_offline_message(name, None, err)) from err
+        raise
+
+
+_LOCAL_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors")
+
+
+def _create(
+    name: str,
+    pretrained: str | None,
+    dev: Any,
+    precision: str,
+    identity: str,
+    cache_dir: str | None,
+    *,
+    require: bool = False,
+    **extra: Any,
+) -> ClipModel:
+    import open_clip
+
+    extra = {k: v for k, v in extra.items() if v is not None}
+    with _quiet_open_clip_logs():  # its warnings/errors become clipviz errors instead
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name,
+            pretrained=pretrained,
+            device=dev,
+            precision=precision,
+            cache_dir=cache_dir,
+            weights_only=True,
+            pretrained_text=pretrained is not None or require,  # no hub downloads for random init
+            **extra,
+        )
+    pp_cfg = dict(getattr(model.visual, "preprocess_cfg", {}))
+    key = _model_key(name, identity, pp_cfg)
+    tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
+    return ClipModel(
+        model,
+        preprocess,
+        tokenizer,
+        name=name,
+        pretrained=pretrained,
+        key=key,
+        device=dev,
+        precision=precision,
+    )
+
+
+@contextlib.contextmanager
+def _quiet_open_clip_logs() -> Iterator[None]:
+    """Drop open_clip's root-logger warnings and errors while it builds a model."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.WARNING and "open_clip" in record.pathname)
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _model_key(name: str, identity: str, preprocess_cfg: dict[str, Any]) -> str:
+    """sha256 over a typed preamble, the name, the weights identity and the preprocessing."""
+    payload = json.dumps(
+        {"v": 1, "name": name, "weights": identity, "preprocess": preprocess_cfg},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hf_revision(repo: str, cache_dir: str | None) -> str:
+    """The cached snapshot of a hub repo (a commit hash), so a new upload is a new key."""
+    from open_clip.pretrained import download_pretrained_from_hf
+
+    path = Path(
+        download_pretrained_from_hf(repo, filename="open_clip_config.json", cache_dir=cache_dir)
+    )
+    return path.parent.name
+
+
+def _tags(arch: str) -> list[str]:
+    import open_clip
+
+    return list(open_clip.list_pretrained_tags_by_model(arch))
+
+
+def _random_message(arch: str) -> str:
+    tags = _tags(arch)
+    tag_hint = f"a tag ({', '.join(repr(t) for t in tags[:5])}{', ...' if len(tags) > 5 else ''})"
+    return (
+        f"load_model({arch!r}) was given no weights, and an untrained CLIP gives meaningless "
+        f"results. Pass pretrained= {tag_hint if tags else 'a checkpoint'} or a local file path, "
+        "use the bundled offline model load_model('clipviz-shapes'), or pass allow_random=True "
+        "if you really want random weights (e.g. for speed tests)."
+    )
+
+
+def _offline_message(name: str, tag: str | None, err: BaseException) -> str:
+    what = f"{name!r} with pretrained={tag!r}" if tag else f"{name!r}"
+    call = (
+        f"open_clip.create_model({name!r}, pretrained={tag!r})"
+        if tag
+        else (f"open_clip.create_model({name!r})")
+    )
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    return (
+        f"could not fetch the weights for {what}: they are not in the local cache and could not "
+        f"be downloaded{offline}. To use them offline, run once on a machine with internet "
+        f'`python -c "import open_clip; {call}"` and copy the Hugging Face cache '
+        "(~/.cache/huggingface, or set HF_HOME), or download the checkpoint file and pass its "
+        "path as pretrained=. The bundled model needs no download: "
+        f"clipviz.load_model('clipviz-shapes'). (open_clip said: {str(err)[:300]})"
+    )
