@@ -6,6 +6,15 @@ Importing this package does not import torch; the encoding functions import it w
 from __future__ import annotations
 
 from clipviz.engine._decode import ImageSkipped
+from clipviz.engine.cache import EmbeddingCache, default_cache_dir
+from clipviz.engine.embed import embed_images
 from clipviz.engine.imageset import IMAGE_EXTENSIONS, ImageSet
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageSet", "ImageSkipped"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "EmbeddingCache",
+    "ImageSet",
+    "ImageSkipped",
+    "default_cache_dir",
+    "embed_images",
+]
