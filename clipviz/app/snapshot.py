@@ -73,6 +73,7 @@ def save_html(
         thumb_mime=parts["thumb_mime"],
         figures=parts["figures"],
         metrics=parts["metrics"],
+        metrics_b=parts["metrics_b"],
         prompts=parts["prompts"],
         title=title,
         max_images=max_images,
@@ -83,8 +84,8 @@ def save_html(
 def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
     """Gather what a snapshot shows from a workbench through its public handles.
 
-    Uses ``workbench.predictions``, ``workbench.prompts``, ``workbench.views`` (the map's and the
-    heatmap's ``figure``) and the workbench's ImageSet (``workbench.images``) for thumbnails.
+    Uses ``predictions``, ``metrics`` (and ``metrics_b``), ``prompts``, ``thumbnails`` (or the
+    ImageSet ``images``) and ``views`` (the map's, heatmap's and metrics panel's ``figure``).
     """
     predictions = getattr(workbench, "predictions", None)
     if predictions is None:
@@ -92,20 +93,22 @@ def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
             "save_html: this workbench has no predictions yet (no prompts?); "
             "set workbench.prompts = ['class a', 'class b'] first"
         )
-    images = getattr(workbench, "images", None)
-    thumbnails, mime = _thumbnails(images, predictions.ids, thumb_size)
+    thumbnails, mime = _workbench_thumbnails(workbench, predictions.ids, thumb_size)
     figures = {}
-    for name in ("map", "heatmap"):
-        fig = getattr(_view(workbench, name), "figure", None)
-        if fig is not None:
+    for name in ("map", "heatmap", "metrics"):
+        view = _view(workbench, name)
+        fig = getattr(view, "figure", None) if view is not None else None
+        if fig is not None and len(getattr(fig, "data", ())):
             figures[name] = fig
     prompts = getattr(workbench, "prompts", None)
+    metrics = getattr(workbench, "metrics", None) or _metrics(predictions)
     return {
         "predictions": predictions,
         "thumbnails": thumbnails,
         "thumb_mime": mime,
         "figures": figures,
-        "metrics": _metrics(predictions),
+        "metrics": metrics,
+        "metrics_b": getattr(workbench, "metrics_b", None),
         "prompts": list(prompts) if prompts is not None else list(predictions.classnames),
     }
 
@@ -117,6 +120,7 @@ def render_html(
     thumb_mime: str = "image/webp",
     figures: Mapping[str, Any] | None = None,
     metrics: Any = None,
+    metrics_b: Any = None,
     prompts: Sequence[str] | None = None,
     title: str | None = None,
     max_images: int = DEFAULT_MAX_IMAGES,
@@ -135,6 +139,8 @@ def render_html(
         ``{"map": fig, "heatmap": fig}``; each is frozen into a static plot.
     metrics : clipviz.compute.Metrics, optional
         Shown as a table when the images carry labels.
+    metrics_b : clipviz.compute.Metrics, optional
+        Metrics of a second prompt set (B), compared per class with ``metrics``.
     prompts : sequence of str, optional
         The prompt lines, listed in the header.
     title : str, optional
@@ -154,7 +160,7 @@ def render_html(
     body = [
         f"<h1>{escape(title)}</h1>",
         _header(predictions, prompts, model),
-        _metrics_html(metrics),
+        _metrics_html(metrics, metrics_b),
         _plots_html(figures or {}),
         _grid_html(predictions, thumbnails, thumb_mime, max_images),
     ]
@@ -175,15 +181,21 @@ def _view(workbench: Any, name: str) -> Any:
     return getattr(views, name, None)
 
 
-def _thumbnails(
-    images: Any, ids: Sequence[str], size: int
+def _workbench_thumbnails(
+    workbench: Any, ids: Sequence[str], size: int
 ) -> tuple[list[bytes | None] | None, str]:
-    if images is None or not hasattr(images, "load"):
-        return None, "image/webp"
-    from clipviz.engine.thumbnails import make_thumbnails, thumbnail_mime
+    from clipviz.engine.thumbnails import thumbnail_mime
 
-    thumbs = make_thumbnails(images, size)  # cached on the ImageSet: free when the grid made them
-    by_id = dict(zip(getattr(images, "ids", []), thumbs, strict=False))
+    thumbs = getattr(workbench, "thumbnails", None)  # made once by the workbench for its grid
+    own_ids = getattr(workbench, "ids", None)
+    if thumbs is None or own_ids is None or len(thumbs) != len(own_ids):
+        images = getattr(workbench, "images", None)
+        if images is None or not hasattr(images, "load"):
+            return None, "image/webp"
+        from clipviz.engine.thumbnails import make_thumbnails
+
+        thumbs, own_ids = make_thumbnails(images, size), images.ids
+    by_id = dict(zip(own_ids, thumbs, strict=True))
     return [by_id.get(i) for i in ids], thumbnail_mime("webp")
 
 
@@ -211,27 +223,48 @@ def _header(predictions: Any, prompts: Sequence[str] | None, model: str | None) 
     return f'<p class="cv-meta">{meta}</p><ol class="cv-prompts">{items}</ol>'
 
 
-def _metrics_html(metrics: Any) -> str:
+def _metrics_html(metrics: Any, metrics_b: Any = None) -> str:
     if metrics is None:
         return ""
-    scalars = (
-        ("top-1 accuracy", f"{metrics.acc1:.1%}"),
-        ("top-5 accuracy", f"{metrics.acc5:.1%}"),
-        ("mean per-class recall", f"{metrics.mean_per_class_recall:.1%}"),
-        ("images scored", str(metrics.n)),
+    runs = [("A", metrics)] + ([("B", metrics_b)] if metrics_b is not None else [])
+    names = [
+        ("top-1 accuracy", "acc1"),
+        ("top-5 accuracy", "acc5"),
+        ("mean per-class recall", "mean_per_class_recall"),
+    ]
+    head = "<tr><th></th>" + "".join(f"<th>{n}</th>" for n, _ in runs) + "</tr>"
+    rows = "".join(
+        f"<tr><td>{label}</td>"
+        + "".join(f"<td>{_pct(getattr(m, attr))}</td>" for _, m in runs)
+        + "</tr>"
+        for label, attr in names
     )
-    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in scalars)
-    out = f'<h2>Metrics</h2><table class="cv-table cv-metrics">{rows}</table>'
-    per_class = getattr(metrics, "per_class", None)
-    if per_class is not None and len(per_class):
-        head = "<tr><th>class</th><th>images</th><th>accuracy</th><th>precision</th></tr>"
-        body = "".join(
-            f"<tr><td>{escape(str(name))}</td><td>{int(row['n'])}</td>"
-            f"<td>{_pct(row['accuracy'])}</td><td>{_pct(row['precision'])}</td></tr>"
-            for name, row in per_class.iterrows()
-        )
-        out += f'<table class="cv-table cv-per-class">{head}{body}</table>'
-    return out
+    rows += "<tr><td>images scored</td>" + "".join(f"<td>{m.n}</td>" for _, m in runs) + "</tr>"
+    out = f'<h2>Metrics</h2><table class="cv-table cv-metrics">{head}{rows}</table>'
+    if metrics_b is not None:
+        table = metrics.compare(metrics_b, names=("a", "b"))
+        cols = [("accuracy_a", "accuracy A"), ("accuracy_b", "accuracy B"), ("difference", "B - A")]
+    else:
+        table = getattr(metrics, "per_class", None)
+        cols = [("n", "images"), ("accuracy", "accuracy"), ("precision", "precision")]
+    if table is None or not len(table):
+        return out
+    head = "<tr><th>class</th>" + "".join(f"<th>{title}</th>" for _, title in cols) + "</tr>"
+    body = "".join(
+        f"<tr><td>{escape(str(name))}</td>"
+        + "".join(f"<td>{_cell_value(col, row[col])}</td>" for col, _ in cols)
+        + "</tr>"
+        for name, row in table.iterrows()
+    )
+    return out + f'<table class="cv-table cv-per-class">{head}{body}</table>'
+
+
+def _cell_value(column: str, value: Any) -> str:
+    if column == "n":
+        return str(int(value))
+    if column == "difference" and value is not None and np.isfinite(value):
+        return f"{float(value) * 100:+.1f} pp"
+    return _pct(value)
 
 
 def _pct(x: Any) -> str:
@@ -244,7 +277,11 @@ def _plots_html(figures: Mapping[str, Any]) -> str:
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    titles = {"map": "Joint embedding map", "heatmap": "Image x prompt similarity"}
+    titles = {
+        "map": "Joint embedding map",
+        "heatmap": "Image x prompt similarity",
+        "metrics": "Confusion matrix",
+    }
     parts = []
     for name, fig in figures.items():
         static = go.Figure(fig.to_dict() if hasattr(fig, "to_dict") else fig)

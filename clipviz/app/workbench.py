@@ -176,6 +176,16 @@ class Workbench(t.HasTraits):
             self._searching = False
         return policy.run_search(self, text, box.k)
 
+    def save_html(self, path: Any, **options: Any) -> Any:
+        """Write a static HTML snapshot (grid, map, heatmap, metrics) that needs no kernel.
+
+        ``options`` go to :func:`clipviz.app.snapshot.save_html` (``title``, ``max_images``).
+        Returns the path written.
+        """
+        from clipviz.app.snapshot import save_html
+
+        return save_html(self, path, **options)
+
     def wait_for_projection(self, timeout: float | None = None) -> bool:
         """Block until a background UMAP fit is shown; True when none is pending."""
         return self._projector.wait(timeout)
