@@ -9,6 +9,8 @@ from clipviz.engine._decode import ImageSkipped
 from clipviz.engine.cache import EmbeddingCache, default_cache_dir
 from clipviz.engine.embed import embed_images
 from clipviz.engine.imageset import IMAGE_EXTENSIONS, ImageSet
+from clipviz.engine.prompts import embed_prompts, encode_text_query
+from clipviz.engine.query import search
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -17,4 +19,7 @@ __all__ = [
     "ImageSkipped",
     "default_cache_dir",
     "embed_images",
+    "embed_prompts",
+    "encode_text_query",
+    "search",
 ]

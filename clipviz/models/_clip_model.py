@@ -50,13 +50,14 @@ class ClipModel:
         import torch
         from open_clip.model import get_input_dtype
 
-        self.torch_model = torch_model.eval()
+        self.torch_model = torch_model.eval().requires_grad_(False)
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.name = name
         self.pretrained = pretrained
         self.device = torch.device(device)
         self.precision = precision
+        self.text_batch_size = 512
         self._input_dtype = get_input_dtype(precision) or torch.float32
         self.context_length = int(getattr(tokenizer, "context_length", 0) or 0)
         model_ctx = getattr(torch_model, "context_length", None)
@@ -150,9 +151,12 @@ class ClipModel:
         if not texts:
             return np.zeros((0, self.info.dim if hasattr(self, "info") else 0), np.float32)
         self._warn_if_truncated(texts)
+        out = []
         with torch.inference_mode():
-            tokens = self.tokenizer(texts).to(self.device)
-            return _normalise(self.torch_model.encode_text(tokens))
+            for start in range(0, len(texts), self.text_batch_size):  # bounded memory
+                tokens = self.tokenizer(texts[start : start + self.text_batch_size])
+                out.append(_normalise(self.torch_model.encode_text(tokens.to(self.device))))
+        return np.concatenate(out)
 
     def _warn_if_truncated(self, texts: list[str]) -> None:
         if not self.context_length:

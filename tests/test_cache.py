@@ -1,0 +1,187 @@
+"""The embedding disk cache: hits, misses, renames, edits, atomic shards, two writers, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import clipviz.datasets
+from clipviz.engine import EmbeddingCache, ImageSet, embed_images
+from clipviz.engine.cache import resolve_cache_dir
+
+
+class Counting:
+    """The real model, counting the images it encodes; can raise Ctrl-C at a chosen batch."""
+
+    def __init__(self, model, interrupt_at: int | None = None):
+        self.model, self.info, self.preprocess = model, model.info, model.preprocess
+        self.encoded = 0
+        self.batches = 0
+        self.interrupt_at = interrupt_at
+
+    def encode_images(self, pixels):
+        if self.batches == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.batches += 1
+        self.encoded += len(pixels)
+        return self.model.encode_images(pixels)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    for i, img in enumerate(clipviz.datasets.shapes(24, seed=5).images):
+        img.save(root / f"{i:02d}.png")
+    return root
+
+
+def _embed(model, images, cache, batch_size=4):
+    return embed_images(model, images, batch_size=batch_size, cache=cache, progress=False)
+
+
+def test_second_run_hits_and_is_identical(shapes_model, folder, tmp_path):
+    m = Counting(shapes_model)
+    first = _embed(m, folder, tmp_path)
+    assert m.encoded == 24
+    second = _embed(m, folder, tmp_path)
+    assert m.encoded == 24  # nothing re-encoded
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+    assert first.ids == second.ids
+    fresh = _embed(shapes_model, folder, False)
+    diff = np.abs(fresh.vectors - first.vectors).max()
+    assert 0 < diff < 2e-3  # cached vectors are fp16: equal to fp32 up to fp16 precision
+    np.testing.assert_allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-6)
+
+
+def test_rename_is_a_hit_and_edit_is_a_miss(shapes_model, folder, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    for p in sorted(folder.glob("*.png"))[:6]:
+        (work / p.name).write_bytes(p.read_bytes())
+    m = Counting(shapes_model)
+    before = _embed(m, work, tmp_path / "c")
+    os.rename(work / "00.png", work / "renamed.png")
+    Image.new("RGB", (64, 64), "purple").save(work / "01.png")  # edited in place
+    after = _embed(m, work, tmp_path / "c")
+    assert m.encoded == 6 + 1  # only the edited file
+    i_old, i_new = before.ids.index("00.png"), after.ids.index("renamed.png")
+    np.testing.assert_array_equal(before.vectors[i_old], after.vectors[i_new])
+    assert not np.allclose(before.vectors[1], after.vectors[after.ids.index("01.png")])
+
+
+def test_models_do_not_share_vectors(shapes_model, folder, tmp_path):
+    _embed(shapes_model, folder, tmp_path)
+    other = EmbeddingCache(tmp_path, "0" * 64, shapes_model.dim)
+    assert other.load() == {}
+    assert len(EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim).load()) == 24
+
+
+def test_shards_are_atomic_npz_without_pickles(shapes_model, folder, tmp_path):
+    _embed(shapes_model, folder, tmp_path, batch_size=10)
+    store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
+    shards = sorted(store.dir.glob("*.npz"))
+    assert len(shards) == 3 and not list(store.dir.glob(".*"))  # no temp files left
+    with np.load(shards[0], allow_pickle=False) as z:
+        assert z["vectors"].dtype == np.float16 and z["keys"].shape[1] == 32
+    # a damaged shard (e.g. disk full) is ignored with a warning; its images are re-embedded
+    shards[0].write_bytes(b"PK\x03\x04 not really a zip")
+    m = Counting(shapes_model)
+    with pytest.warns(UserWarning, match="unreadable cache shard"):
+        _embed(m, folder, tmp_path, batch_size=10)
+    assert 0 < m.encoded <= 10
+    assert zipfile.is_zipfile(max(store.dir.glob("*.npz"), key=os.path.getmtime))
+
+
+def test_many_shards_are_compacted(shapes_model, folder, tmp_path, monkeypatch):
+    import clipviz.engine.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_COMPACT_OVER", 3)
+    first = _embed(shapes_model, folder, tmp_path, batch_size=2)  # 12 shards
+    store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
+    assert len(store.load()) == 24
+    assert len(list(store.dir.glob("*.npz"))) == 1
+    np.testing.assert_array_equal(_embed(shapes_model, folder, tmp_path).vectors, first.vectors)
+
+
+def test_ctrl_c_keeps_finished_batches(shapes_model, folder, tmp_path):
+    m = Counting(shapes_model, interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        _embed(m, folder, tmp_path)
+    assert m.encoded == 12
+    rest = Counting(shapes_model)
+    emb = _embed(rest, folder, tmp_path)
+    assert rest.encoded == 12 and len(emb) == 24
+
+
+def test_cache_argument_forms(tmp_path):
+    assert resolve_cache_dir(False) is None and resolve_cache_dir(None) is None
+    assert resolve_cache_dir(str(tmp_path)) == tmp_path
+    assert "clipviz" in str(resolve_cache_dir(True))
+    with pytest.raises(TypeError, match="folder path"):
+        resolve_cache_dir(3)
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import clipviz.models, clipviz.engine
+    model = clipviz.models.load_model("clipviz-shapes", device="cpu")
+    encode = model.encode_images
+    delay = float(sys.argv[3])
+    def slow(pixels):
+        time.sleep(delay)  # makes the run long enough to kill it in the middle
+        return encode(pixels)
+    model.encode_images = slow
+    print("loaded", flush=True)
+    clipviz.engine.embed_images(model, sys.argv[1], batch_size=2, cache=sys.argv[2], progress=False)
+    print("done", flush=True)
+    """
+)
+
+
+def _child(folder, cache, delay):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-c", _CHILD, str(folder), str(cache), str(delay)]
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume(shapes_model, folder, tmp_path):
+    proc = _child(folder, tmp_path, 0.3)
+    store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
+    deadline = time.time() + 120
+    while len(list(store.dir.glob("*.npz"))) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = len(store.load())
+    assert 6 <= kept < 24, proc.stderr.read()
+    m = Counting(shapes_model)
+    emb = _embed(m, folder, tmp_path)
+    assert m.encoded == 24 - kept and len(emb) == 24
+    fresh = _embed(shapes_model, folder, False)
+    np.testing.assert_allclose(emb.vectors, fresh.vectors, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_cache(shapes_model, folder, tmp_path):
+    procs = [_child(folder, tmp_path, 0.02) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and "done" in out, err
+    m = Counting(shapes_model)
+    emb = _embed(m, folder, tmp_path)
+    assert m.encoded == 0 and len(emb) == 24
+    ImageSet.from_folder(folder)  # the folder is untouched
+    np.testing.assert_allclose(emb.vectors, _embed(shapes_model, folder, False).vectors, atol=2e-3)

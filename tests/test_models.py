@@ -1,0 +1,171 @@
+"""load_model: the bundled model, local checkpoints, and the errors people meet."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import clipviz.models as M
+from clipviz.models import _bundled
+
+ARCH = "clipviz-test-arch"  # the bundled architecture registered under another name
+
+
+@pytest.fixture(scope="module")
+def bundled_files():
+    return _bundled.bundled_files("clipviz-shapes")
+
+
+@pytest.fixture(scope="module")
+def arch(bundled_files):
+    _bundled.register(ARCH, bundled_files[0])
+    return ARCH
+
+
+def test_bundled_model_loads_with_its_own_context_and_preprocessing(shapes_model):
+    m = shapes_model
+    assert m.context_length == 16  # not open_clip's default 77: the config was registered
+    assert m.tokenizer.context_length == 16
+    assert m.image_size == (64, 64)
+    assert m.preprocess(Image.new("RGB", (300, 200))).shape == (3, 64, 64)
+    assert m.device.type == "cpu" and m.precision == "fp32"
+    expected = float(m.torch_model.logit_scale.detach().exp())
+    assert m.logit_scale == pytest.approx(expected) and m.info.logit_scale == m.logit_scale
+    assert len(m.key) == 64 and m.info.key == m.key and m.info.name == "clipviz-shapes"
+    assert not m.torch_model.training
+
+
+def test_encoders_return_unit_float32(shapes_model):
+    img = shapes_model.encode_pil([Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64))])
+    txt = shapes_model.encode_texts(["a red circle", "a blue star", "a red circle"])
+    for v in (img, txt):
+        assert v.dtype == np.float32 and v.shape[1] == shapes_model.dim
+        np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(txt[0], txt[2], atol=1e-6)  # deterministic
+    assert not np.allclose(txt[0], txt[1])
+    with pytest.raises(TypeError, match="list of strings"):
+        shapes_model.encode_texts("a red circle")
+    with pytest.raises(TypeError, match=r"\(N, 3, H, W\)"):
+        shapes_model.encode_images(np.zeros((1, 3, 64, 64)))
+
+
+def test_long_prompt_warns_before_truncation(shapes_model):
+    short = "a small red circle"
+    long = "a photo of a very small and quite shiny red circle on a dark gray noisy background"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shapes_model.encode_texts([short])  # fits: no warning
+    with pytest.warns(M.PromptTruncatedWarning, match=r"context of 16 tokens.*\d+ tokens"):
+        shapes_model.encode_texts([short, long])
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(M.UnknownModelError, match=r"'ViT-B-32'.*clipviz-shapes"):
+        M.load_model("ViT-B-33")
+    with pytest.raises(M.UnknownModelError, match=r"Did you mean: 'ViT-B-32'\?"):
+        M.load_model("vit-b-32")
+    with pytest.raises(M.UnknownModelError, match="'clipviz-shapes'"):
+        M.load_model("clipviz-shape")
+
+
+def test_random_weights_are_refused_unless_asked(arch):
+    with pytest.raises(M.RandomWeightsError, match=r"'openai'.*allow_random=True"):
+        M.load_model("ViT-B-32")
+    a = M.load_model(arch, allow_random=True, device="cpu")
+    b = M.load_model(arch, allow_random=True, device="cpu")
+    assert a.key == b.key  # seeded: the same "random" model in every process
+    np.testing.assert_array_equal(a.encode_texts(["x"]), b.encode_texts(["x"]))
+
+
+def test_unknown_tag_lists_the_models_tags():
+    with pytest.raises(M.UnknownPretrainedError, match=r"'nope' for 'ViT-B-32'.*'openai'"):
+        M.load_model("ViT-B-32", pretrained="nope")
+
+
+def test_offline_tag_explains_how_to_get_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(M.WeightsUnavailableError) as err:
+        M.load_model("RN50", pretrained="openai", cache_dir=str(tmp_path))
+    msg = str(err.value)
+    assert "pretrained='openai'" in msg and "create_model('RN50'" in msg
+    assert "HF_HOME" in msg and "pretrained=" in msg and "clipviz-shapes" in msg
+
+
+def test_precision_errors():
+    with pytest.raises(M.PrecisionError, match="needs a GPU"):
+        M.load_model("clipviz-shapes", device="cpu", precision="fp16")
+    with pytest.raises(M.PrecisionError, match="'fp8'"):
+        M.load_model("clipviz-shapes", device="cpu", precision="fp8")
+    assert M.resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else None
+    assert expected is None or M.resolve_device("auto").type == expected
+
+
+def test_bf16_on_cpu_encodes(shapes_model):
+    m = M.load_model("clipviz-shapes", device="cpu", precision="bf16")
+    v = m.encode_texts(["a red circle"])
+    assert v.dtype == np.float32
+    ref = shapes_model.encode_texts(["a red circle"])
+    assert float(v[0] @ ref[0]) > 0.95  # same model, lower precision
+    assert m.key == shapes_model.key  # precision does not change the vector space
+
+
+def test_local_safetensors_and_pt_files(arch, bundled_files, tmp_path, shapes_model):
+    from safetensors.torch import load_file
+
+    st = tmp_path / "w.safetensors"
+    shutil.copy(bundled_files[1], st)
+    a = M.load_model(arch, pretrained=st, device="cpu")
+    pt = tmp_path / "w.pt"
+    torch.save({"state_dict": load_file(st)}, pt)
+    b = M.load_model(arch, pretrained=str(pt), device="cpu")
+    texts = ["a red circle", "a blue star"]
+    np.testing.assert_allclose(a.encode_texts(texts), shapes_model.encode_texts(texts), atol=1e-6)
+    np.testing.assert_allclose(b.encode_texts(texts), a.encode_texts(texts), atol=1e-6)
+    assert a.key != b.key  # key follows the file checksum (different bytes)
+    assert a.key != shapes_model.key  # and the name
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_pickled_objects_are_not_unpickled(arch, tmp_path, capsys):
+    bad = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "payload": _Evil()}, bad)
+    with pytest.raises(M.UnsafeCheckpointError, match="safetensors"):
+        M.load_model(arch, pretrained=bad, device="cpu")
+    assert "unpickled!" not in capsys.readouterr().out
+
+
+def test_missing_file_and_wrong_pretrained_for_bundled(tmp_path):
+    with pytest.raises(M.UnknownPretrainedError, match="no such file"):
+        M.load_model("ViT-B-32", pretrained=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(M.UnknownPretrainedError, match="bundled model with its own weights"):
+        M.load_model("clipviz-shapes", pretrained="openai")
+
+
+def test_local_dir_hub_folder(bundled_files, tmp_path, shapes_model):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    for f in bundled_files:
+        shutil.copy(f, folder / f.name)
+    m = M.load_model(f"local-dir:{folder}", device="cpu")
+    assert m.context_length == 16
+    np.testing.assert_allclose(
+        m.encode_texts(["a green hexagon"]),
+        shapes_model.encode_texts(["a green hexagon"]),
+        atol=1e-6,
+    )
+
+
+def test_list_models_starts_with_bundled():
+    names = M.list_models()
+    assert names[0] == ("clipviz-shapes", None)
+    assert ("ViT-B-32", "openai") in names
