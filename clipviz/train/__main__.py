@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+# Before torch loads OpenMP: passive waiting keeps 2 threads fast when other processes share the
+# cores (measured: 1.3 s/step instead of 3.3 s/step with the default spin-waiting).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from clipviz.train.config import TrainConfig
 

@@ -31,7 +31,7 @@ PREPROCESS_CFG: dict[str, Any] = {
 class TrainConfig:
     """Everything that determines a training run (saved with every checkpoint)."""
 
-    steps: int = 1600
+    steps: int = 1500
     seed: int = 0
     n_pairs: int = 70_000
     batch_size: int = 256

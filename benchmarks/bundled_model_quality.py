@@ -1,0 +1,85 @@
+"""Zero-shot quality of the bundled clipviz-shapes model on 2,000 fresh images per set.
+
+Four tasks (issue 3): shape 6-way, colour 8-way, colour x shape 48-way on combinations seen in
+training and on the held-out ones; each with the single template "a photo of a {}." and with
+open_clip's 80 ImageNet templates ensembled. The baseline in the same run is chance level.
+
+    HF_HUB_OFFLINE=1 python benchmarks/bundled_model_quality.py [--images 2000] [--folder DIR]
+
+Prints a table and writes benchmarks/results/bundled_model_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FOLDER = ROOT / "clipviz" / "models" / "weights" / "clipviz-shapes"
+TARGETS = {"shape": 0.97, "colour": 0.98, "seen": 0.95, "heldout": 0.75}
+CHANCE = {"shape": 1 / 6, "colour": 1 / 8, "seen": 1 / 48, "heldout": 1 / 48}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=2000, help="images per evaluation set")
+    p.add_argument("--seed", type=int, default=20_000, help="fresh seed (training uses seed 0)")
+    p.add_argument("--folder", default=str(DEFAULT_FOLDER), help="exported model folder")
+    p.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "bundled_model_quality.json")
+    )
+    args = p.parse_args()
+
+    import torch
+
+    from clipviz.train.evaluate import evaluate, format_table
+    from clipviz.train.export import load_exported
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    model, _, tokenizer = load_exported(args.folder)
+    load_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    results = evaluate(model, tokenizer, n=args.images, seed=args.seed, processes=2)
+    eval_s = time.perf_counter() - t1
+    print(format_table(results))
+    print(f"{'chance':<10} " + "  ".join(f"{k} {v:.1%}" for k, v in CHANCE.items()))
+    best = {k: max(results["single"][k], results["ensemble"][k]) for k in TARGETS}
+    for k, target in TARGETS.items():
+        s = results["single"][k]
+        flag = "meets" if s >= target else "MISSES"
+        print(f"{k:<10} single {s:.1%} {flag} target {target:.0%} ({s / CHANCE[k]:.1f}x chance)")
+    meta = json.loads((Path(args.folder) / "open_clip_config.json").read_text()).get("clipviz", {})
+    record = {
+        "benchmark": "bundled_model_quality",
+        "images_per_set": args.images,
+        "seed": args.seed,
+        "folder": os.path.relpath(args.folder, ROOT),
+        "accuracy": results,
+        "best_of_single_and_ensemble": best,
+        "targets": TARGETS,
+        "chance_baseline": CHANCE,
+        "ratio_to_chance_single": {k: round(results["single"][k] / CHANCE[k], 2) for k in TARGETS},
+        "meets_targets_single": {k: results["single"][k] >= t for k, t in TARGETS.items()},
+        "load_seconds": round(load_s, 2),
+        "eval_seconds": round(eval_s, 1),
+        "training": meta.get("training"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
