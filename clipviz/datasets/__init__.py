@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clipviz.datasets.photos import photos
 from clipviz.datasets.shapes import (
     COLOURS,
     HELD_OUT,
@@ -12,6 +13,13 @@ from clipviz.datasets.shapes import (
     shapes_array,
 )
 
-# H2 adds: from clipviz.datasets.photos import photos
-
-__all__ = ["COLOURS", "HELD_OUT", "SHAPES", "SIZES", "ShapesData", "shapes", "shapes_array"]
+__all__ = [
+    "COLOURS",
+    "HELD_OUT",
+    "SHAPES",
+    "SIZES",
+    "ShapesData",
+    "photos",
+    "shapes",
+    "shapes_array",
+]

@@ -39,6 +39,8 @@ class ImageSet:
         True labels, or None when the set is unlabelled (an item may be None in a labelled set).
     paths : list of str or None
         Source file of each item (None for in-memory PIL images).
+    metadata : list of dict or None
+        Optional extra columns per item (e.g. source and licence of bundled photos).
     """
 
     def __init__(
@@ -46,6 +48,8 @@ class ImageSet:
         sources: Sequence[_Source],
         ids: Sequence[str],
         labels: Sequence[str | None] | None = None,
+        *,
+        metadata: Sequence[dict[str, Any]] | None = None,
     ):
         if len(ids) != len(sources):
             raise ValueError(f"got {len(ids)} ids for {len(sources)} images; give one id per image")
@@ -58,6 +62,11 @@ class ImageSet:
         self.ids: list[str] = [str(i) for i in ids]
         self.labels: list[str] | None = None if labels is None else [_label(x) for x in labels]
         self.paths: list[str | None] = [s if isinstance(s, str) else None for s in self._sources]
+        if metadata is not None and len(metadata) != len(sources):
+            raise ValueError(f"got {len(metadata)} metadata rows for {len(sources)} images")
+        self.metadata: list[dict[str, Any]] | None = (
+            None if metadata is None else [dict(m) for m in metadata]
+        )
 
     # ---- constructors -------------------------------------------------------------------
     @classmethod
@@ -189,7 +198,23 @@ class ImageSet:
         """A new ImageSet with the items at ``indices`` (ids and labels kept)."""
         idx = [int(i) for i in indices]
         labels = None if self.labels is None else [self.labels[i] for i in idx]
-        return ImageSet([self._sources[i] for i in idx], [self.ids[i] for i in idx], labels)
+        meta = None if self.metadata is None else [self.metadata[i] for i in idx]
+        sources = [self._sources[i] for i in idx]
+        return ImageSet(sources, [self.ids[i] for i in idx], labels, metadata=meta)
+
+    def to_pandas(self) -> Any:
+        """One row per image: ``id``, ``label``, ``path`` and any metadata columns."""
+        import pandas as pd
+
+        df = pd.DataFrame(
+            {"id": self.ids, "label": self.labels or [None] * len(self), "path": self.paths}
+        )
+        if self.metadata is not None:
+            extra = pd.DataFrame(self.metadata).drop(
+                columns=["id", "label", "path"], errors="ignore"
+            )
+            df = pd.concat([df, extra], axis=1)
+        return df
 
 
 def _pil_hash(img: Image.Image) -> str:
