@@ -2,7 +2,8 @@
 
 ``clipviz embed`` fills the embedding cache for a folder of images (or a bundled sample), so a
 notebook later finds every vector already computed. ``clipviz demo`` starts JupyterLab on the
-quickstart notebook. Exit codes: 0 success, 2 bad input (folder, model, option), 130 interrupted.
+quickstart notebook. Exit codes: 0 success, 2 bad input (folder, model or weights, option),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -122,16 +123,21 @@ def run_embed(args: argparse.Namespace) -> int:
     """``clipviz embed``: load the images and the model, embed through the cache, report."""
     images, what = _embed_source(args)
     model = _load_model(args)
-    cache: Any = args.cache if args.cache else True
-    if args.cache:
-        Path(args.cache).expanduser().mkdir(parents=True, exist_ok=True)
-    from clipviz.engine import embed_images
+    from clipviz.engine import EmbeddingCache, embed_images
+    from clipviz.engine.cache import resolve_cache_dir
 
+    root = resolve_cache_dir(args.cache if args.cache else True)
+    root.mkdir(parents=True, exist_ok=True)
+    store = EmbeddingCache(root, model.info.key, model.info.dim)
+    before = len(store.load())
     print(f"embedding {len(images)} images from {what} with {args.model}", flush=True)
+    print(f"cache: {root}", flush=True)
     emb = embed_images(
-        model, images, batch_size=args.batch_size, cache=cache, progress=not args.no_progress
+        model, images, batch_size=args.batch_size, cache=root, progress=not args.no_progress
     )
-    _report(emb, len(images))
+    # Each image embedded now added one entry (identical images share one), the rest were hits.
+    embedded = len(store.load()) - before
+    _report(emb, embedded)
     return EXIT_OK
 
 
@@ -157,39 +163,23 @@ def _embed_source(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _load_model(args: argparse.Namespace) -> Any:
     from clipviz.models import load_model
+    from clipviz.models._errors import ModelLoadError
 
     try:
         return load_model(args.model, args.pretrained, device=args.device)
-    except (ValueError, KeyError, OSError) as err:  # unknown name/tag, missing weights
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        raise UsageError(f"cannot load model {args.model!r}: {msg}") from None
+    except (ModelLoadError, OSError) as err:  # unknown name/tag, weights not downloadable
+        raise UsageError(f"cannot load model {args.model!r}: {err}") from None
 
 
-def _report(emb: Any, total: int) -> None:
-    skipped = list(getattr(emb, "skipped", []))
-    from_cache = _from_cache(emb)
-    done = len(emb.ids)
-    if from_cache is None:
-        print(f"done: {done} of {total} images embedded or read from the cache")
-    else:
-        print(f"done: {done - from_cache} embedded, {from_cache} from cache")
+def _report(emb: Any, embedded: int) -> None:
+    skipped = list(emb.skipped)
+    print(f"embedded: {embedded}")
+    print(f"from cache: {len(emb.ids) - embedded}")
     print(f"skipped: {len(skipped)}")
     for item, reason in skipped[:_MAX_SKIP_LINES]:
         print(f"  {item}: {reason}")
     if len(skipped) > _MAX_SKIP_LINES:
         print(f"  ... and {len(skipped) - _MAX_SKIP_LINES} more")
-
-
-def _from_cache(emb: Any) -> int | None:
-    """How many vectors came from the cache, as the engine reports it (None if it does not)."""
-    for name in ("n_cached", "from_cache", "cache_hits"):
-        value = getattr(emb, name, None)
-        if isinstance(value, int):
-            return value
-    stats = getattr(emb, "stats", None)
-    if isinstance(stats, dict) and isinstance(stats.get("from_cache"), int):
-        return int(stats["from_cache"])
-    return None
 
 
 # -------------------------------------------------------------------------------- demo

@@ -1,0 +1,117 @@
+"""``clipviz embed`` and ``clipviz demo`` run as a user runs them: ``python -m clipviz ...``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import clipviz
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clipviz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "clipviz", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def _counts(stdout: str) -> dict[str, int]:
+    out = {}
+    for line in stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("embedded", "from cache", "skipped"):
+            out[key] = int(value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shapes_folder(tmp_path_factory) -> Path:
+    """8 shape PNGs in two labelled sub-folders, one broken file, one non-image file."""
+    root = tmp_path_factory.mktemp("cli_images")
+    data = clipviz.datasets.shapes(8, seed=5)
+    for i, (image, shape) in enumerate(zip(data.images, data.labels["shape"], strict=True)):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(exist_ok=True)
+        image.save(folder / f"{shape}_{i}.png")
+    (root / "a" / "broken.png").write_bytes(b"this is not a png")
+    (root / "readme.txt").write_text("not an image, not even looked at")
+    return root
+
+
+@pytest.mark.slow
+def test_embed_twice_second_run_all_from_cache(shapes_folder, tmp_path):
+    cache = tmp_path / "cache"
+    first = _clipviz("embed", str(shapes_folder), "--cache", str(cache), "--batch-size", "3")
+    assert first.returncode == 0, first.stderr
+    assert _counts(first.stdout) == {"embedded": 8, "from cache": 0, "skipped": 1}
+    assert "a/broken.png:" in first.stdout  # the skipped file, with its reason
+    assert "embedding (clipviz-shapes)" in first.stderr  # the progress bar
+    assert any(cache.rglob("*.npz")), "the vectors were not written to the cache folder"
+
+    second = _clipviz("embed", str(shapes_folder), "--cache", str(cache), "--no-progress")
+    assert second.returncode == 0, second.stderr
+    assert _counts(second.stdout) == {"embedded": 0, "from cache": 8, "skipped": 1}
+    assert "embedding (clipviz-shapes)" not in second.stderr
+
+
+def test_embed_bad_folder_exits_2_with_a_clear_message(tmp_path):
+    missing = tmp_path / "no_such_folder"
+    res = _clipviz("embed", str(missing))
+    assert res.returncode == 2
+    assert "folder not found" in res.stderr and str(missing) in res.stderr
+    assert "Traceback" not in res.stderr
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _clipviz("embed", str(empty))
+    assert res.returncode == 2 and "no image files under" in res.stderr
+
+    res = _clipviz("embed")
+    assert res.returncode == 2 and "give either a FOLDER or --sample" in res.stderr
+
+
+def test_embed_unknown_model_exits_2_and_suggests(shapes_folder, tmp_path):
+    res = _clipviz("embed", str(shapes_folder), "--model", "ViT-B-23", "--cache", str(tmp_path))
+    assert res.returncode == 2
+    assert "ViT-B-32" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_option_value_is_a_usage_error():
+    res = _clipviz("embed", "x", "--batch-size", "0")
+    assert res.returncode == 2 and "expected a positive integer, got 0" in res.stderr
+
+
+def test_help_shows_examples():
+    res = _clipviz("embed", "--help")
+    assert res.returncode == 0
+    assert "examples:" in res.stdout and "--pretrained openai" in res.stdout
+    res = _clipviz("--help")
+    assert res.returncode == 0 and "embed" in res.stdout and "demo" in res.stdout
+    assert _clipviz().returncode == 2  # no command: help, and a usage exit code
+
+
+def test_demo_dry_run_prints_the_jupyterlab_command():
+    res = _clipviz("demo", "--dry-run", "--port", "8899", "--no-browser")
+    assert res.returncode == 0, res.stderr
+    line = res.stdout.strip().splitlines()[-1]
+    assert line.startswith("running: ")
+    assert "-m jupyterlab" in line
+    assert str(REPO / "notebooks" / "01_quickstart.ipynb") in line
+    assert "--port=8899" in line and "--no-browser" in line
+    assert f"--ServerApp.root_dir={REPO}" in line
+
+
+def test_demo_missing_notebook_exits_2(tmp_path):
+    res = _clipviz("demo", "--dry-run", "--notebook", str(tmp_path / "nope.ipynb"))
+    assert res.returncode == 2 and "notebook not found" in res.stderr
