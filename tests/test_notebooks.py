@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
@@ -108,11 +109,12 @@ def _execute(path: Path, workdir: Path, prepare) -> tuple[nbformat.NotebookNode,
 
 @pytest.fixture
 def notebook_env(tmp_path, monkeypatch):
-    """Offline, fast mode, and a private cache dir (platformdirs follows XDG_CACHE_HOME)."""
+    """Offline, fast mode, a private cache dir (platformdirs follows XDG_CACHE_HOME), 1 thread."""
     monkeypatch.setenv("CLIPVIZ_FAST", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("MPLBACKEND", "agg")
+    # One torch thread: on a busy 2-core machine, two spinning threads are several times slower.
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     work = tmp_path / "work"
     work.mkdir()
     return work
@@ -129,7 +131,7 @@ PROBES = {
     "02_your_own_images": """{
         "pretrained_ok": PRETRAINED_OK, "model": model.info.name, "embedded": len(emb),
         "photos": len(photos), "skipped": [str(item) for item, _ in emb.skipped],
-        "classes": len(classnames), "acc1": float(metrics.acc1), "hits": len(hits.indices),
+        "classes": len(classnames), "acc1": float(metrics.acc1), "hits": len(hits),
     }""",
     "03_prompt_engineering": """{
         "summary": {k: float(v) for k, v in summary.items()},
@@ -139,10 +141,10 @@ PROBES = {
     "04_embedding_space": """{
         "gap": {k: {r: float(x) for r, x in v.items()} for k, v in gap.items()},
         "neighbours": [int(i) for i in idx], "extra_xy": extra_xy.tolist(),
-        "hits": [int(i) for i in hits.indices],
+        "hits": len(hits), "hit_ids": list(hits["id"]),
     }""",
     "05_train_your_own_clip": """{
-        "first_loss": losses[0], "last_loss": losses[-1], "steps": len(losses),
+        "first_loss": sum(losses[:3]) / 3, "last_loss": sum(losses[-3:]) / 3, "steps": len(losses),
         "evals": evals, "results": {k: dict(v) for k, v in rows.items()},
     }""",
 }
@@ -182,7 +184,7 @@ def _check_quickstart(nb, text, v):
 def _check_own_images(nb, text, v):
     # Offline (as in the test run) it must say so plainly and carry on with the bundled model.
     assert v["pretrained_ok"] is False
-    assert "are not available here" in text and "Continuing with the bundled" in text
+    assert "are not available here." in text and "Continuing with the bundled" in text
     assert v["model"] == "clipviz-shapes"
     assert v["embedded"] == v["photos"] >= 5  # every photo embedded from the folder
     assert [s.rsplit("/", 1)[-1] for s in v["skipped"]] == ["notes.jpg"]  # the broken file
@@ -207,11 +209,11 @@ def _check_space(nb, text, v):
     own, rand = "cos(image, its own caption)", "cos(image, a random caption)"
     assert raw[own] > raw[rand] and centred[own] > centred[rand]
     assert len(v["neighbours"]) == 7 and 0 not in v["neighbours"]  # the query is excluded
-    assert len(v["extra_xy"]) == 2 and len(v["hits"]) == 7
+    assert len(v["extra_xy"]) == 2 and v["hits"] == len(set(v["hit_ids"])) == 7
 
 
 def _check_training(nb, text, v):
-    assert v["steps"] == 30
+    assert v["steps"] == 20
     assert v["last_loss"] < v["first_loss"]  # it learns, even in the short CI run
     assert set(v["results"]) == {"your model", "bundled model"}
     assert v["results"]["bundled model"]["colour acc1"] > 0.9

@@ -92,7 +92,7 @@ pred.to_pandas()[~pred.correct].head()
 # with every other for each image, so a prompt set is a classifier you design.
 
 # %%
-wb.prompts = [*wb.prompts, "a yellow shape"]
+wb.prompts = [*wb.prompts, '"a yellow shape"']  # in double quotes: a free prompt, used verbatim
 stolen = wb.predictions.to_pandas().query("predicted == 'a yellow shape'")
 print(f"'a yellow shape' now wins {len(stolen)} images")
 stolen[["id", "label", "predicted", "confidence"]].head()

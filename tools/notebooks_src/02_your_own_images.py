@@ -25,31 +25,26 @@ PHOTO_FOLDER = None  # e.g. Path.home() / "Pictures" / "pets"
 # %% [markdown]
 # ## 1. The model
 #
-# The weights are about 350 MB, downloaded once from the Hugging Face hub into its cache. clipviz
-# refuses to hand you a model with random weights: when the download is impossible it raises
-# `clipviz.models.WeightsUnavailable` with instructions, which we catch to fall back to the bundled
-# model.
+# The weights are about 350 MB, downloaded once into the Hugging Face cache. clipviz never hands
+# you a model with random weights: when the weights cannot be had it raises
+# `clipviz.models.WeightsUnavailableError`, whose message says how to get them. We catch exactly
+# that error and fall back to the bundled model, so the rest of the notebook runs either way.
 
 # %%
 import clipviz
-from clipviz.models import WeightsUnavailable
+from clipviz.models import WeightsUnavailableError
 
 try:
     model = clipviz.load_model(MODEL_NAME, pretrained=PRETRAINED)
     PRETRAINED_OK = True
-except WeightsUnavailable as err:
+except WeightsUnavailableError as err:
     PRETRAINED_OK = False
-    print(f"Pretrained weights for {MODEL_NAME} ({PRETRAINED}) are not available here:\n")
-    print(err)
+    print(f"Pretrained weights for {MODEL_NAME} ({PRETRAINED}) are not available here.\n")
+    print(f"How to get them: {err}\n")
     print(
-        "\nTo get them, run this once on a machine with internet access (the files land in the"
-        " Hugging Face cache, ~/.cache/huggingface, which you can copy to an offline machine):\n"
-        f'    python -c "import clipviz; clipviz.load_model({MODEL_NAME!r}, pretrained={PRETRAINED!r})"\n'
-        "or download the checkpoint yourself and pass its path:"
-        f" clipviz.load_model({MODEL_NAME!r}, pretrained='/path/to/open_clip_model.safetensors').\n"
-        "\nContinuing with the bundled offline model 'clipviz-shapes'. It has only ever seen"
-        " synthetic coloured shapes, so expect its answers on real photos to be poor: the point"
-        " here is that every step below runs."
+        "Continuing with the bundled offline model 'clipviz-shapes'. It has only ever seen"
+        " synthetic coloured shapes, so its answers on real photos are close to guesses: what"
+        " follows shows every step working, not a good photo classifier."
     )
     model = clipviz.load_model("clipviz-shapes")
 model.info

@@ -89,11 +89,21 @@ fig.show()
 pd.concat([per_template.head(5), per_template.tail(5)]).style.format({"acc1": "{:.1%}"})
 
 # %% [markdown]
-# How to read this: the spread of the histogram is how much one unlucky wording can cost. The
-# ensemble usually lands near the best single template without you having to know which one that
-# is, which is why it is the default. On this small model, trained on captions like "a photo of a
-# small red circle", the templates that read like its training captions tend to do best, and the
-# odd ones ("a tattoo of a {}.", "the embroidered {}.") describe things it has never seen.
+# How to read this: the spread of the histogram is what one unlucky wording can cost, and the
+# dashed line is what averaging all 80 buys. In the CLIP paper, templates plus ensembling added
+# almost 5 points on ImageNet for a model trained on web captions. A model trained on a narrow
+# caption style (this one saw only captions like "a photo of a small red circle") may gain much
+# less: the exotic templates ("a tattoo of a {}.", "the embroidered {}.") describe things it has
+# never seen. Where does the ensemble rank among the single templates, here?
+
+# %%
+ensembled = summary["OpenAI 80, ensembled"]
+better = int((per_template.acc1 > ensembled).sum())
+print(
+    f"ensemble {ensembled:.1%}: {better} of 80 single templates score higher, "
+    f"{80 - better} score the same or lower; the default single template scores "
+    f"{summary.iloc[1]:.1%}"
+)
 
 # %% [markdown]
 # ## 2. A/B: two prompt sets, class by class
@@ -149,12 +159,14 @@ emb_seen = clipviz.embed_images(model, seen, progress=False)
 emb_heldout = clipviz.embed_images(model, heldout, progress=False)
 
 combo_single = clipviz.embed_prompts(model, COMBOS, templates="single")
-combo_80 = clipviz.embed_prompts(model, COMBOS, templates="openai_imagenet")
+# 48 classes x 80 templates is 3,840 texts; the short "simple" set keeps the CI run quick
+ENSEMBLE = "simple" if FAST else "openai_imagenet"
+combo_ens = clipviz.embed_prompts(model, COMBOS, templates=ENSEMBLE)
 composition = pd.DataFrame(
     {
         split: {
             "single template": acc1(combo_single.vectors, COMBOS, images),
-            "OpenAI 80 ensembled": acc1(combo_80.vectors, COMBOS, images),
+            f"'{ENSEMBLE}' set, ensembled": acc1(combo_ens.vectors, COMBOS, images),
         }
         for split, images in [
             ("seen combinations", emb_seen),

@@ -161,12 +161,14 @@ print(f"query image: {data.captions[query]!r}; its 7 nearest images (cosine):")
 strip([query, *idx], [1.0, *scores])
 
 # %% [markdown]
-# Text -> image search embeds the text with the text tower and ranks the images by cosine
-# similarity. With the gap in place the scores are low in absolute terms (about 0.2-0.4), but the
+# Text -> image search (`clipviz.search`) embeds the text with the text tower and ranks the images
+# by cosine similarity. With the gap in place the scores are low in absolute terms (about 0.2-0.4), but the
 # ranking is what matters.
 
 # %%
+row_of = {image_id: row for row, image_id in enumerate(emb.ids)}
 for text in ["a photo of a yellow star", "a small pink circle on a dark background"]:
-    hits = clipviz.search(emb, text, model=model, k=7)
+    hits = clipviz.search(emb, text, model=model, k=7)  # a DataFrame: rank, id, score, label
     print(text)
-    display(strip(hits.indices, hits.scores))
+    display(strip([row_of[i] for i in hits["id"]], hits["score"].to_numpy()))
+hits
