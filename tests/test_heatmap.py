@@ -53,6 +53,15 @@ def test_order_by_label_predicted_and_input():
     np.testing.assert_allclose(np.asarray(view.figure.data[0].z), sim, atol=1e-4)
 
 
+def test_late_views_get_the_current_heatmap():
+    view, _, ids = _small()
+    view.order = "input"
+    view.selection = ["img2"]
+    state = view.figure.get_state()
+    assert list(state["_widget_data"][0]["y"]) == ids
+    assert state["_widget_layout"]["shapes"][0]["y0"] == 1.5
+
+
 def test_missing_labels_fall_back_and_say_so():
     view = SimilarityHeatmap()
     view.set_data(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], predicted=["z", "x", "y"])

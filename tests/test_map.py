@@ -79,6 +79,20 @@ def test_set_points_builds_float32_traces_with_label_codes():
     assert prompts.marker.color[0] == view._colours.colour("circle")
 
 
+def test_late_views_get_the_current_figure_state():
+    # A front end that connects after edits (Voila, page reload, figure inside a VBox) builds
+    # its view from get_state(); it must hold the edits, not the figure as first constructed.
+    view, _, _ = _built_map()
+    view.update_prompts(np.array([[7.0, 8.0]]), ["late prompt"])
+    view.selection = [view._ids[2]]
+    state = view.figure.get_state()
+    images, prompts = state["_widget_data"]
+    assert list(prompts["text"]) == ["late prompt"]
+    selected = images["selectedpoints"]  # serialized as a binary buffer
+    assert np.frombuffer(selected["buffer"], dtype=selected["dtype"]).tolist() == [2]
+    assert state["_widget_layout"]["dragmode"] == "lasso"
+
+
 def test_position_update_sends_only_binary_xy_under_12_bytes_per_point():
     n = 100_000
     rng = np.random.default_rng(1)

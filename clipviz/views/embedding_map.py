@@ -22,6 +22,7 @@ from clipviz.views._plotting import (
     as_strings,
     as_xy,
     check_thumbnails,
+    figure_widget,
     require_plotly,
 )
 
@@ -237,9 +238,11 @@ class EmbeddingMap(HasTraits):
             hoverinfo="text",
             textposition="top center",
             marker={"symbol": "star", "size": 15, "line": {"width": 1, "color": "#222"}},
-            unselected={"marker": {"opacity": 1.0}},
+            textfont={"color": "#222222"},
+            # plotly marks prompts "unselected" after any lasso: keep them fully visible
+            unselected={"marker": {"opacity": 1.0}, "textfont": {"color": "#222222"}},
         )
-        fig = go.FigureWidget(data=[images, prompts])
+        fig = figure_widget(data=[images, prompts])
         fig.update_layout(
             height=self.height,
             margin={"l": 10, "r": 10, "t": 10, "b": 10},
@@ -334,7 +337,8 @@ class EmbeddingMap(HasTraits):
     def _on_selection(self, change: Any) -> None:
         # A selection made in this figure is already drawn there: do not send it back.
         if self._fig is not None and not self._from_figure:
-            self._apply_selection()
+            with self._fig.batch_update():
+                self._apply_selection()
 
     def _set_from_figure(self, ids: list[str]) -> None:
         self._from_figure = True

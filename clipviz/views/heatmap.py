@@ -20,6 +20,7 @@ from clipviz.views._plotting import (
     HoverPanel,
     as_strings,
     check_thumbnails,
+    figure_widget,
     require_plotly,
     unique_names,
 )
@@ -139,7 +140,7 @@ class SimilarityHeatmap(HasTraits):
         """The plotly FigureWidget (built on first access)."""
         if self._fig is None:
             go = require_plotly()
-            fig = go.FigureWidget(
+            fig = figure_widget(
                 data=[go.Heatmap(colorscale="Viridis", hoverongaps=False, colorbar={"len": 0.9})]
             )
             fig.update_layout(
@@ -270,7 +271,8 @@ class SimilarityHeatmap(HasTraits):
     def _on_selection(self, change: Any) -> None:
         # Outlines are layout shapes: drawing them raises no figure event, so no echo guard.
         if self._fig is not None:
-            self._mark_selection()
+            with self._fig.batch_update():
+                self._mark_selection()
 
     # ------------------------------------------------------------------ events
     def _cell(self, points: Any) -> tuple[int, int] | None:

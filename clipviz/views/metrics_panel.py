@@ -15,7 +15,7 @@ import numpy as np
 from traitlets import Enum, HasTraits, observe
 
 from clipviz.views._html import escape, escape_all
-from clipviz.views._plotting import require_plotly, unique_names
+from clipviz.views._plotting import figure_widget, require_plotly, unique_names
 
 _SCALARS = (("acc1", "top-1 accuracy"), ("acc5", "top-5 accuracy"))
 _SCALARS += (("mean_per_class_recall", "mean per-class recall"),)
@@ -233,7 +233,7 @@ class MetricsPanel(HasTraits):
         """The confusion-matrix FigureWidget (built on first access)."""
         if self._fig is None:
             go = require_plotly()
-            self._fig = go.FigureWidget(data=[go.Heatmap(colorscale="Blues", zmin=0, zmax=1)])
+            self._fig = figure_widget(data=[go.Heatmap(colorscale="Blues", zmin=0, zmax=1)])
             self._fig.update_layout(
                 height=self.height,
                 margin={"l": 10, "r": 10, "t": 40, "b": 10},
