@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import zipfile
 
 import numpy as np
 import pytest
@@ -85,20 +84,22 @@ def test_models_do_not_share_vectors(shapes_model, folder, tmp_path):
     assert len(EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim).load()) == 24
 
 
-def test_shards_are_atomic_npz_without_pickles(shapes_model, folder, tmp_path):
+def test_shards_are_atomic_npy_without_pickles(shapes_model, folder, tmp_path):
     _embed(shapes_model, folder, tmp_path, batch_size=10)
     store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
-    shards = sorted(store.dir.glob("*.npz"))
+    shards = sorted(store.dir.glob("*.npy"))
     assert len(shards) == 3 and not list(store.dir.glob(".*"))  # no temp files left
-    with np.load(shards[0], allow_pickle=False) as z:
-        assert z["vectors"].dtype == np.float16 and z["keys"].shape[1] == 32
+    records = np.load(shards[0], allow_pickle=False)
+    assert records["vector"].dtype == np.float16 and records["key"].shape[1] == 32
+    assert records["vector"].shape[1] == shapes_model.dim and len(records) in (4, 10)
     # a damaged shard (e.g. disk full) is ignored with a warning; its images are re-embedded
-    shards[0].write_bytes(b"PK\x03\x04 not really a zip")
+    shards[0].write_bytes(b"\x93NUMPY garbage")
     m = Counting(shapes_model)
     with pytest.warns(UserWarning, match="unreadable cache shard"):
         _embed(m, folder, tmp_path, batch_size=10)
     assert 0 < m.encoded <= 10
-    assert zipfile.is_zipfile(max(store.dir.glob("*.npz"), key=os.path.getmtime))
+    newest = max(store.dir.glob("*.npy"), key=os.path.getmtime)
+    assert len(np.load(newest, allow_pickle=False)) == m.encoded
 
 
 def test_many_shards_are_compacted(shapes_model, folder, tmp_path, monkeypatch):
@@ -108,7 +109,7 @@ def test_many_shards_are_compacted(shapes_model, folder, tmp_path, monkeypatch):
     first = _embed(shapes_model, folder, tmp_path, batch_size=2)  # 12 shards
     store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
     assert len(store.load()) == 24
-    assert len(list(store.dir.glob("*.npz"))) == 1
+    assert len(list(store.dir.glob("*.npy"))) == 1
     np.testing.assert_array_equal(_embed(shapes_model, folder, tmp_path).vectors, first.vectors)
 
 
@@ -161,7 +162,7 @@ def test_kill_9_mid_run_then_resume(shapes_model, folder, tmp_path):
     proc = _child(folder, tmp_path, 0.3)
     store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
     deadline = time.time() + 120
-    while len(list(store.dir.glob("*.npz"))) < 3 and time.time() < deadline and proc.poll() is None:
+    while len(list(store.dir.glob("*.npy"))) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

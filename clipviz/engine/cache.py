@@ -1,7 +1,8 @@
 """On-disk embedding cache: (model key, image content hash) -> fp16 vector.
 
-Layout: ``<root>/embeddings/v1/<model key>/<uuid>.npz``, each shard an immutable
-``{"keys": (N, 32) uint8 sha256 digests, "vectors": (N, D) float16}``. A batch is written as
+Layout: ``<root>/embeddings/v1/<model key>/<uuid>.npy``, each shard an immutable structured
+array of N records ``(key: 32 uint8 sha256 digest, vector: D float16)`` (one plain ``.npy``:
+no zip, no pickles). A batch is written as
 one shard to a uniquely named temporary file and renamed into place (``os.replace`` is
 atomic), so a reader never sees half a shard, two processes never write the same file, and a
 run killed at any moment keeps every batch it finished. Shards load with
@@ -14,7 +15,6 @@ import os
 import time
 import uuid
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 __all__ = ["EmbeddingCache", "default_cache_dir", "resolve_cache_dir"]
 
 _LAYOUT = "v1"
+_SUFFIX = ".npy"
 _COMPACT_OVER = 64  # shards per model before they are merged
 _STALE_TMP_S = 3600.0  # temp files older than this are leftovers of killed runs
 
@@ -62,6 +63,7 @@ class EmbeddingCache:
             raise ValueError(f"model_key must be a lowercase hex digest, got {model_key!r}")
         self.dir = Path(root) / "embeddings" / _LAYOUT / model_key
         self.dim = int(dim)
+        self._dtype = np.dtype([("key", np.uint8, (32,)), ("vector", np.float16, (self.dim,))])
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.dir)!r})"
@@ -85,40 +87,40 @@ class EmbeddingCache:
     def _shards(self) -> list[Path]:
         if not self.dir.is_dir():
             return []
-        return sorted(self.dir.glob("*.npz"))
+        return sorted(self.dir.glob(f"*{_SUFFIX}"))
 
     def _read_shard(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         try:
-            with np.load(path, allow_pickle=False) as z:
-                keys, vectors = z["keys"], z["vectors"]
+            records = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             return None  # merged away by another process since we listed the folder
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        except (OSError, ValueError, EOFError) as err:
             warnings.warn(f"ignoring unreadable cache shard {path}: {err}", stacklevel=3)
             return None
-        ok = keys.ndim == 2 and keys.shape[1] == 32 and vectors.shape == (len(keys), self.dim)
-        if not ok or keys.dtype != np.uint8 or vectors.dtype != np.float16:
-            warnings.warn(f"ignoring cache shard {path} with unexpected shape/dtype", stacklevel=3)
+        if records.dtype != self._dtype or records.ndim != 1:
+            warnings.warn(f"ignoring cache shard {path} with unexpected dtype", stacklevel=3)
             return None
-        return keys, vectors
+        return records["key"], records["vector"]
 
     # ---- writing ------------------------------------------------------------------------
     def write(self, digests: list[bytes], vectors: np.ndarray) -> Path | None:
         """Store one batch as a new immutable shard (atomic). Returns its path."""
         if not digests:
             return None
-        keys = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), 32)
         vecs = np.asarray(vectors, dtype=np.float16)
         if vecs.shape != (len(digests), self.dim):
             raise ValueError(
                 f"expected vectors of shape {(len(digests), self.dim)}, got {vecs.shape}"
             )
+        records = np.empty(len(digests), self._dtype)
+        records["key"] = np.frombuffer(b"".join(digests), np.uint8).reshape(len(digests), 32)
+        records["vector"] = vecs
         self.dir.mkdir(parents=True, exist_ok=True)
-        final = self.dir / f"{uuid.uuid4().hex}.npz"
+        final = self.dir / f"{uuid.uuid4().hex}{_SUFFIX}"
         tmp = self.dir / f".{final.stem}.{os.getpid()}.tmp"
         try:
             with open(tmp, "wb") as f:
-                np.savez(f, keys=keys, vectors=vecs)
+                np.save(f, records, allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)

@@ -95,7 +95,7 @@ def embed_images(
             if item.skipped is not None:
                 skipped.append((imageset.ids[item.i], item.skipped))
             elif item.cached is not None:
-                vectors[item.i], done[item.i] = _unit(item.cached), True
+                vectors[item.i], done[item.i] = item.cached, True  # normalised below
             else:
                 batch.append(item)
                 if len(batch) == batch_size:
@@ -104,6 +104,8 @@ def embed_images(
         if batch:
             flush()
     keep = np.flatnonzero(done)
+    if store is not None:  # fresh and cached rows alike: fp16 values, renormalised in fp32
+        vectors[keep] = _unit(vectors[keep])
     return ImageEmbeddings(
         ids=[imageset.ids[i] for i in keep],
         vectors=np.ascontiguousarray(vectors[keep]),
@@ -197,7 +199,7 @@ def _encode_batch(
     store.write(digests, half)
     for d, v in zip(digests, half, strict=True):
         index[d] = v  # duplicates later in this run are hits
-    return _unit(half)
+    return half
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

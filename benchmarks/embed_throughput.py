@@ -1,0 +1,189 @@
+"""Benchmark 1: embedding throughput, JPEG files on disk -> vectors, against two baselines.
+
+* raw: the model's forward pass alone on pre-made tensors (same model, batch size, device),
+  the ceiling for any pipeline; target: end-to-end >= 0.85 x raw.
+* naive: the loop a user writes from open_clip's README (open, preprocess, encode one image
+  at a time).
+
+All three are measured in this run, interleaved, ``--repeats`` times; medians are reported.
+
+    python benchmarks/embed_throughput.py                       # bundled model, CPU
+    python benchmarks/embed_throughput.py --model ViT-B-32 --allow-random --n 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_jpegs(folder: Path, n: int, size: int) -> list[Path]:
+    """n JPEG files of size x size: shapes-dataset images upscaled, saved at quality 90."""
+    from PIL import Image
+
+    import clipviz.datasets
+
+    paths = []
+    for i, img in enumerate(clipviz.datasets.shapes(n, seed=123).images):
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BICUBIC)
+        path = folder / f"{i:05d}.jpg"
+        img.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def raw_forward(model, n: int, batch_size: int) -> float:
+    """Images/s of the forward pass alone on pre-made, already-on-device tensors."""
+    import torch
+
+    h, w = model.image_size
+    x = torch.randn(batch_size, 3, h, w).to(model.device)
+    model.encode_images(x)  # warm-up
+    _sync(model)
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        model.encode_images(x[: min(batch_size, n - done)])
+        done += min(batch_size, n - done)
+    _sync(model)
+    return n / (time.perf_counter() - t)
+
+
+def end_to_end(model, folder: Path, n: int, batch_size: int, workers: int | None) -> float:
+    from clipviz.engine import embed_images
+
+    t = time.perf_counter()
+    emb = embed_images(
+        model, folder, batch_size=batch_size, cache=False, progress=False, num_workers=workers
+    )
+    _sync(model)
+    assert len(emb) == n, f"embedded {len(emb)} of {n}: {emb.skipped[:3]}"
+    return n / (time.perf_counter() - t)
+
+
+def naive_loop(model, paths: list[Path]) -> float:
+    """open_clip README style: one image at a time, no batching, no overlap."""
+    import torch
+    from PIL import Image
+
+    m = model.torch_model
+    t = time.perf_counter()
+    for p in paths:
+        image = model.preprocess(Image.open(p)).unsqueeze(0).to(model.device)
+        with torch.no_grad():
+            f = m.encode_image(image.to(model._input_dtype))
+            f = f / f.norm(dim=-1, keepdim=True)
+        f.cpu()
+    return len(paths) / (time.perf_counter() - t)
+
+
+def _sync(model) -> None:
+    import torch
+
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="clipviz-shapes")
+    ap.add_argument("--pretrained", default=None)
+    ap.add_argument("--allow-random", action="store_true")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--n", type=int, default=256, help="images (files on disk)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--jpeg-size", type=int, default=0, help="0: the model's input size")
+    ap.add_argument("--naive-n", type=int, default=64, help="images for the slow naive loop")
+    ap.add_argument("--workers", type=int, default=None, help="decode threads (default: auto)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument(
+        "--out", default=None, help="JSON path (default: results/embed_throughput*.json)"
+    )
+    args = ap.parse_args(argv)
+
+    import torch
+
+    import clipviz.models
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    model = clipviz.models.load_model(
+        args.model,
+        args.pretrained,
+        device=args.device,
+        precision=args.precision,
+        allow_random=args.allow_random,
+    )
+    size = args.jpeg_size or max(model.image_size)
+    with tempfile.TemporaryDirectory(prefix="clipviz-bench-") as tmp:
+        paths = make_jpegs(Path(tmp), args.n, size)
+        end_to_end(model, Path(tmp), args.n, args.batch_size, args.workers)  # warm caches
+        runs: dict[str, list[float]] = {"raw": [], "end_to_end": [], "naive": []}
+        cpu: dict[str, list[float]] = {"raw": [], "end_to_end": [], "naive": []}
+        jobs = {
+            "raw": (lambda: raw_forward(model, args.n, args.batch_size), args.n),
+            "end_to_end": (
+                lambda: end_to_end(model, Path(tmp), args.n, args.batch_size, args.workers),
+                args.n,
+            ),
+            "naive": (lambda: naive_loop(model, paths[: args.naive_n]), args.naive_n),
+        }
+        for _ in range(args.repeats):  # interleaved, so machine noise hits all three alike
+            for name, (job, n) in jobs.items():
+                c = time.process_time()
+                runs[name].append(job())
+                cpu[name].append((time.process_time() - c) / n * 1e3)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    result = {
+        "benchmark": "embed_throughput",
+        "model": args.model,
+        "pretrained": args.pretrained or ("random" if args.allow_random else None),
+        "device": str(model.device),
+        "device_name": torch.cuda.get_device_name(model.device)
+        if model.device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "precision": args.precision,
+        "n_images": args.n,
+        "jpeg_size": size,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "images_per_s": {k: round(v, 1) for k, v in med.items()},
+        "images_per_s_runs": {k: [round(x, 1) for x in v] for k, v in runs.items()},
+        "cpu_ms_per_image": {k: round(v, 3) for k, v in med_cpu.items()},
+        "ratio_end_to_end_vs_raw": round(med["end_to_end"] / med["raw"], 3),
+        "cpu_efficiency_end_to_end_vs_raw": round(med_cpu["raw"] / med_cpu["end_to_end"], 3),
+        "ratio_end_to_end_vs_naive": round(med["end_to_end"] / med["naive"], 2),
+        "target_ratio_vs_raw": 0.85,
+    }
+    result["meets_target"] = result["ratio_end_to_end_vs_raw"] >= 0.85
+    print(json.dumps(result, indent=2))
+    default = f"embed_throughput{'' if args.model == 'clipviz-shapes' else '_' + args.model}"
+    if args.torch_threads:
+        default += f"_threads{args.torch_threads}"
+    if model.device.type != "cpu":
+        default += f"_{model.device.type}_{args.precision}"
+    out = Path(args.out) if args.out else RESULTS / f"{default}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()
