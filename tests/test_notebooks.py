@@ -109,12 +109,13 @@ def _execute(path: Path, workdir: Path, prepare) -> tuple[nbformat.NotebookNode,
 
 @pytest.fixture
 def notebook_env(tmp_path, monkeypatch):
-    """Offline, fast mode, a private cache dir (platformdirs follows XDG_CACHE_HOME), 1 thread."""
+    """Offline, fast mode, a private cache dir (platformdirs follows XDG_CACHE_HOME), passive OpenMP."""
     monkeypatch.setenv("CLIPVIZ_FAST", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    # One torch thread: on a busy 2-core machine, two spinning threads are several times slower.
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+    # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine, spinning torch
+    # threads made the notebooks several times slower (as in python -m clipviz.train).
+    monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     work = tmp_path / "work"
     work.mkdir()
     return work
@@ -177,7 +178,7 @@ def _check_quickstart(nb, text, v):
     widgets = [o for o in _outputs(nb) if WIDGET_MIME in o.get("data", {})]
     assert widgets, "the quickstart displayed no widget"
     assert v["selection"] == v["mistakes"] < v["n"] == 300
-    assert v["prompts"][-1] == "a yellow shape" and len(v["prompts"]) == 7
+    assert v["prompts"][-1] == '"a yellow shape"' and len(v["prompts"]) == 7  # a free prompt
     assert v["stolen"] > 0  # a colour prompt competes with the shape prompts
 
 
@@ -205,7 +206,8 @@ def _check_prompts(nb, text, v):
 def _check_space(nb, text, v):
     raw, centred = v["gap"]["raw"], v["gap"]["centred"]
     key = "distance between modality means"
-    assert raw[key] > 0.2 and centred[key] < 0.05  # the gap is real, and centring removes it
+    # the gap is real, and centring closes most of it (renormalising leaves a little)
+    assert raw[key] > 0.2 and centred[key] < 0.25 * raw[key]
     own, rand = "cos(image, its own caption)", "cos(image, a random caption)"
     assert raw[own] > raw[rand] and centred[own] > centred[rand]
     assert len(v["neighbours"]) == 7 and 0 not in v["neighbours"]  # the query is excluded

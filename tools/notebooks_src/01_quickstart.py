@@ -50,23 +50,27 @@ wb
 # %% [markdown]
 # ## How to read the workbench
 #
-# * **Prompts** (left): one class name or free prompt per line, a template set (a single
-#   `"a photo of a {}."`, a short set, OpenAI's 80 ImageNet templates, or your own with `{}`), and
-#   ensembling on or off. Edit a line and every view updates at once; the images are never
-#   re-embedded, only the new prompt text is. A second prompt set (B) lets you compare two wordings.
-# * **Grid**: each image with its top predictions and their probabilities. Because the shapes have
-#   true labels, correct predictions are marked and you can filter to the mistakes or sort by
-#   confidence. Click an image to select it.
-# * **Map**: images (dots, coloured by label) and prompts (labelled markers) in one 2-D projection
-#   of the shared space. Images of one class should cluster, each near its prompt. Notice that the
-#   prompts sit apart from the images: that is CLIP's *modality gap*; the "centre modalities" toggle
-#   removes it so you can see which cluster each prompt really points at (notebook 04 measures it).
-#   Lasso or box-select dots to select those images.
-# * **Heatmap**: the cosine similarity of every image (rows) with every prompt (columns). A good
-#   prompt set shows a clean block diagonal when rows are ordered by label. Click a cell to select
-#   that image.
-# * **Metrics**: top-1 and top-5 accuracy, mean per-class recall, per-class accuracy (A vs B when two
-#   prompt sets are given) and the confusion matrix: which class gets mistaken for which.
+# * **Prompts**: one class name per line (put into every template) or a free prompt in double
+#   quotes (used verbatim); a template set (`single` is `"a photo of a {}."`, `simple` a short
+#   set, `openai_imagenet` OpenAI's 80 ImageNet templates, or your own with `{}`); "ensemble
+#   templates" averages a class's template embeddings into one vector. Edit and press **Apply**:
+#   every view updates at once. The images are never re-embedded; only new prompt texts go
+#   through the model. An optional prompt set B is scored against A in the metrics.
+# * **Grid**: each image with its top predictions and their probabilities, paged. With true labels,
+#   correct and wrong predictions are marked; tick "mistakes only" to see only the errors, or sort
+#   by confidence (the least confident images are the interesting ones) or by similarity to one
+#   prompt. Click an image to select it (shift/ctrl-click adds).
+# * **Map**: images (dots, coloured by predicted or true label) and prompts (labelled markers) in
+#   one 2-D projection of the shared space: PCA at once, then UMAP when it has been computed in the
+#   background. Images of one class should cluster. Notice that the prompts sit apart from the
+#   images: that is CLIP's *modality gap*. Tick "remove modality gap" to centre each modality and
+#   see each prompt move next to the images it matches (notebook 04 measures the gap). Lasso or
+#   box-select dots to select those images; hovering shows the image.
+# * **Heatmap**: the cosine similarity of every image (rows) with every prompt (columns), rows
+#   ordered by true label, by prediction, or as given. A good prompt set shows a clean block
+#   diagonal when rows are ordered by label. Click a cell to select that image.
+# * **Metrics**: top-1 and top-5 accuracy, mean per-class recall, per-class accuracy (A vs B when
+#   two prompt sets are given) and the confusion matrix: which class gets mistaken for which.
 # * **Search**: type any text ("a small yellow star") and the best-matching images come up in the
 #   grid.
 #
@@ -75,7 +79,8 @@ wb
 # ## Drive it from Python
 #
 # Everything the widgets do is also a Python handle: `wb.prompts`, `wb.selection`,
-# `wb.predictions` (a `clipviz.Predictions`) and `wb.views`. For example, select every mistake:
+# `wb.predictions` (a `clipviz.Predictions`), `wb.metrics`, `wb.search(text)` and `wb.views` (each
+# view can be displayed alone, e.g. `wb.views["map"]`). For example, select every mistake:
 
 # %%
 pred = wb.predictions

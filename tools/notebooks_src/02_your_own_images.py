@@ -53,11 +53,12 @@ model.info
 # ## 2. The photos
 #
 # `clipviz.datasets.photos()` holds the royalty-free photos that scikit-image bundles (an
-# astronaut, a cat, a cup of coffee, a rocket, ...), each with a human label, source and licence.
+# astronaut, a cat, a cup of coffee, a rocket, ...), each with a human label, author and licence
+# (credit the authors of CC BY photos when you publish them).
 
 # %%
 photos = clipviz.datasets.photos()
-print(len(photos), "photos:", sorted(set(photos.labels)))
+photos.to_pandas()[["id", "label", "description", "author", "licence"]]
 
 # %% [markdown]
 # Without a folder of your own, we write those photos into a temporary folder laid out the way
@@ -92,7 +93,7 @@ import time
 t0 = time.perf_counter()
 emb = clipviz.embed_images(model, images)
 t1 = time.perf_counter()
-emb_again = clipviz.embed_images(model, images)
+emb_again = clipviz.embed_images(model, images, progress=False)
 t2 = time.perf_counter()
 print(f"{len(emb)} images embedded in {t1 - t0:.2f} s; again from the cache in {t2 - t1:.3f} s")
 for item, reason in emb.skipped:

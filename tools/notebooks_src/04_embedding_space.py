@@ -106,16 +106,23 @@ img_c, txt_c = center_modalities(img, txt)
 gap = pd.DataFrame({"raw": gap_report(img, txt), "centred": gap_report(img_c, txt_c)})
 gap.style.format("{:.3f}")
 
+# %%
+raw_gap, centred_gap = gap.loc["distance between modality means"]
+print(
+    f"distance between the image mean and the text mean: {raw_gap:.2f} raw, {centred_gap:.2f} centred"
+)
+
 # %% [markdown]
-# How to read the table: in the raw space, two images are much more alike than an image and its
-# own caption; the two modality means are far apart. After `center_modalities` (subtract each
-# modality's mean, renormalise) the means coincide, within-modality similarity drops to about
-# zero, and an image is now clearly closest to its own caption rather than to "any text". The
-# *ranking* of prompts for one image changes only through the prompt mean, which is why zero-shot
-# still works with the gap in place.
+# How to read the table: in the raw space, two unrelated images are more alike than an image and
+# its own caption, and the two modality means are far apart: every similarity carries a large
+# shared offset, and "matching" is a small margin on top of it. `center_modalities` subtracts each
+# modality's mean and renormalises: the means (nearly) coincide, within-modality similarity drops
+# to about zero, and what is left of an image-caption similarity is mostly the match itself.
+# Zero-shot classification works either way, because for one image every prompt carries the same
+# image-side offset; what the gap distorts is any picture that puts both modalities on one map.
 #
 # The same centring, applied before projecting, puts each prompt inside the cluster it names. The
-# workbench's "remove the modality gap" toggle does exactly this:
+# workbench's "remove modality gap" checkbox does exactly this:
 
 # %%
 centred_map = clipviz.project(emb, prompts, method=METHOD, center=True)

@@ -42,9 +42,8 @@ FAST = os.environ.get("CLIPVIZ_FAST") == "1"
 cfg = TrainConfig(
     steps=20 if FAST else 600,
     batch_size=32 if FAST else 128,
-    n_pairs=1_000 if FAST else 40_000,
+    n_pairs=640 if FAST else 40_000,
     processes=1 if FAST else 2,
-    threads=1 if FAST else 2,  # CPU threads for torch; on a shared machine, 1 is often faster
     seed=0,
 )
 EVAL_EVERY = 10 if FAST else 25
