@@ -211,6 +211,10 @@ def test_color_by_switches_to_true_labels_and_back():
     assert "square" in fig.data[0].hovertext[4] or "circle" in fig.data[0].hovertext[4]
     view.color_by = "predicted"
     np.testing.assert_array_equal(np.asarray(fig.data[0].marker.color), codes_pred)
+    # a class that disappears keeps its colour code but leaves the colour bar
+    view.set_labels(["circle"] * len(labels))
+    assert list(fig.data[0].marker.colorbar.ticktext) == ["circle"]
+    assert fig.data[0].marker.colorbar.tickvals == (view._colours.codes(["circle"])[0][0],)
 
 
 def test_controls_are_linked_to_traits_and_method_label():

@@ -278,13 +278,20 @@ class EmbeddingMap(HasTraits):
         else:
             codes, names = self._colours.codes(labels)
             k = len(names)
+            # Codes stay fixed per label across prompt edits; the colour bar lists present ones.
+            present = np.unique(codes).tolist()
             marker.update(
                 color=codes,
                 cmin=-0.5,
                 cmax=k - 0.5,
                 colorscale=ColourMap.colourscale(k),
-                showscale=k <= _MAX_COLOURBAR,
-                colorbar={"tickvals": list(range(k)), "ticktext": escape_all(names), "len": 0.9},
+                showscale=len(present) <= _MAX_COLOURBAR,
+                colorbar={
+                    "tickvals": present,
+                    "ticktext": escape_all(names[c] for c in present),
+                    "len": 0.9,
+                    "thickness": 12,
+                },
             )
         self._fig.data[_PROMPTS].marker.color = self._prompt_colours()
 
