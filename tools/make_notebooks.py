@@ -120,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {target.relative_to(ROOT)}")
     if stale:
         names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
-        print(f"stale or unstripped: {names}; run: python tools/make_notebooks.py", file=sys.stderr)
+        print(
+            f"stale or unstripped: {names}. The notebooks are built from tools/notebooks_src/*.py:"
+            " edit the source (not the .ipynb, whose edits the build overwrites), then run"
+            " python tools/make_notebooks.py",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

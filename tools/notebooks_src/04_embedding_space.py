@@ -118,8 +118,9 @@ print(
 # shared offset, and "matching" is a small margin on top of it. `center_modalities` subtracts each
 # modality's mean and renormalises: the means (nearly) coincide, within-modality similarity drops
 # to about zero, and what is left of an image-caption similarity is mostly the match itself.
-# Zero-shot classification works either way, because for one image every prompt carries the same
-# image-side offset; what the gap distorts is any picture that puts both modalities on one map.
+# Zero-shot classification is hardly hurt by the gap: for one image it only compares prompts with
+# each other, and the shared text offset adds the same amount to every prompt's score. What the gap
+# distorts is any picture that puts both modalities on one map.
 #
 # The same centring, applied before projecting, puts each prompt inside the cluster it names. The
 # workbench's "remove modality gap" checkbox does exactly this:
@@ -147,25 +148,24 @@ pd.DataFrame(extra_xy, index=extra, columns=["x", "y"])
 # ## 3. Neighbours and search
 #
 # Nearest neighbours are read in the full space, not in the map. A small helper draws a strip of
-# images with their scores.
+# images with their cosine similarity to the query.
 
 
 # %%
-def strip(indices, scores=None, size=80):
+def strip(indices, captions, size=80):
+    """The images at ``indices`` side by side, each with a short caption underneath."""
     canvas = Image.new("RGB", (size * len(indices), size + 16), "white")
     draw = ImageDraw.Draw(canvas)
-    for k, i in enumerate(indices):
+    for k, (i, caption) in enumerate(zip(indices, captions, strict=True)):
         canvas.paste(images.load(int(i)).resize((size, size)), (k * size, 0))
-        caption = data.captions[int(i)].replace("a photo of ", "")
-        text = f"{scores[k]:.2f}" if scores is not None else caption[:14]
-        draw.text((k * size + 3, size + 2), text, fill="black")
+        draw.text((k * size + 3, size + 2), caption, fill="black")
     return canvas
 
 
 query = 0
 idx, scores = nearest(emb, emb.vectors[query], k=7, exclude=query)
 print(f"query image: {data.captions[query]!r}; its 7 nearest images (cosine):")
-strip([query, *idx], [1.0, *scores])
+strip([query, *idx], ["query"] + [f"cos {x:.3f}" for x in scores])
 
 # %% [markdown]
 # Text -> image search (`clipviz.search`) embeds the text with the text tower and ranks the images
@@ -177,5 +177,5 @@ row_of = {image_id: row for row, image_id in enumerate(emb.ids)}
 for text in ["a photo of a yellow star", "a small pink circle on a dark background"]:
     hits = clipviz.search(emb, text, model=model, k=7)  # a DataFrame: rank, id, score, label
     print(text)
-    display(strip([row_of[i] for i in hits["id"]], hits["score"].to_numpy()))
+    display(strip([row_of[i] for i in hits["id"]], [f"cos {x:.3f}" for x in hits["score"]]))
 hits
