@@ -6,7 +6,10 @@ then assign and push to the views, so an error half-way leaves the previous stat
 
 from __future__ import annotations
 
+import contextlib
+import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,7 @@ import numpy as np
 from clipviz.compute import evaluate, nearest, zero_shot
 
 _A_FIELDS = ("prompts", "templates", "ensemble")
+_B_FIELDS = ("prompts_b", "templates", "ensemble")
 _SELECTABLE = ("grid", "map", "heatmap")
 
 
@@ -93,14 +97,15 @@ def on_prompts(wb: Any) -> None:
     """A committed prompt panel change: recompute A and/or B, once."""
     cfg = snapshot(wb)
     changed_a = any(cfg[f] != wb._applied.get(f) for f in _A_FIELDS)
-    changed_b = changed_a or cfg["prompts_b"] != wb._applied.get("prompts_b")
+    changed_b = any(cfg[f] != wb._applied.get(f) for f in _B_FIELDS)
     if not (changed_a or changed_b):
         return
 
     def work() -> None:
         if changed_a:
             update_a(wb, cfg)
-        update_b(wb, cfg)
+        if changed_b:
+            update_b(wb, cfg)
         push_metrics(wb)
         wb._applied = cfg
 
@@ -109,41 +114,50 @@ def on_prompts(wb: Any) -> None:
 
 def update_a(wb: Any, cfg: dict[str, Any]) -> None:
     """Prompt set A: vectors (only new texts encoded), predictions, metrics; then the views."""
-    prompts = wb._texts.prompts(cfg["prompts"], cfg["templates"], ensemble=cfg["ensemble"])
-    pred = zero_shot(wb.embeddings, prompts, k=wb.k)
-    metrics, notes = evaluate_quietly(pred)
+    with stage(wb, "encode"):
+        prompts = wb._texts.prompts(cfg["prompts"], cfg["templates"], ensemble=cfg["ensemble"])
+    with stage(wb, "zero_shot"):
+        pred = zero_shot(wb.embeddings, prompts, k=wb.k)
+    with stage(wb, "metrics"):
+        metrics, notes = evaluate_quietly(pred)
     prompt_xy = None
-    if wb._projector.current is not None:
-        prompt_xy = wb._projector.place(prompts.vectors)
+    with stage(wb, "place_prompts"):
+        if wb._projector.current is not None:
+            prompt_xy = wb._projector.place(prompts.vectors)
     wb.prompt_embeddings, wb.predictions, wb.metrics = prompts, pred, metrics
-    wb.notes = notes
+    wb.notes_a = notes
     views = wb.views
-    views["grid"].set_predictions(
-        pred.classnames,
-        pred.topk_indices,
-        pred.topk_probs,
-        labels=wb.labels,
-        similarity=pred.similarity,
-    )
+    with stage(wb, "grid"):
+        views["grid"].set_predictions(
+            pred.classnames,
+            pred.topk_indices,
+            pred.topk_probs,
+            labels=wb.labels,
+            similarity=pred.similarity,
+        )
     predicted = pred.predicted
-    if prompt_xy is not None:  # before the first fit, refit_map sets all points itself
-        views["map"].set_labels(predicted)
-        views["map"].update_prompts(prompt_xy, pred.classnames)
-    views["heatmap"].set_data(
-        pred.similarity, wb.ids, pred.classnames, labels=wb.labels, predicted=predicted
-    )
+    with stage(wb, "map"):
+        if prompt_xy is not None:  # before the first fit, refit_map sets all points itself
+            views["map"].set_labels(predicted)
+            views["map"].update_prompts(prompt_xy, pred.classnames)
+    with stage(wb, "heatmap"):
+        views["heatmap"].set_data(
+            pred.similarity, wb.ids, pred.classnames, labels=wb.labels, predicted=predicted
+        )
 
 
 def update_b(wb: Any, cfg: dict[str, Any]) -> None:
     """Prompt set B (optional): predictions and metrics for the A/B comparison."""
     if not cfg["prompts_b"]:
         wb.predictions_b = wb.metrics_b = None
+        wb.notes_b = []
         return
-    prompts = wb._texts.prompts(cfg["prompts_b"], cfg["templates"], ensemble=cfg["ensemble"])
-    pred = zero_shot(wb.embeddings, prompts, k=wb.k)
-    metrics, notes = evaluate_quietly(pred)
+    with stage(wb, "prompts_b"):
+        prompts = wb._texts.prompts(cfg["prompts_b"], cfg["templates"], ensemble=cfg["ensemble"])
+        pred = zero_shot(wb.embeddings, prompts, k=wb.k)
+        metrics, notes = evaluate_quietly(pred)
     wb.predictions_b, wb.metrics_b = pred, metrics
-    wb.notes = wb.notes + [f"B: {n}" for n in notes]
+    wb.notes_b = [f"B: {n}" for n in notes]
 
 
 def evaluate_quietly(pred: Any) -> tuple[Any, list[str]]:
@@ -164,10 +178,21 @@ def push_metrics(wb: Any) -> None:
     panel = wb.views["metrics"]
     if panel is None:
         return
-    if wb.metrics is None:
-        panel.clear("metrics need prompts that name the true labels")
-        return
-    panel.set_metrics(wb.metrics, wb.metrics_b)
+    with stage(wb, "metrics_panel"):
+        if wb.metrics is None:
+            panel.clear("metrics need prompts that name the true labels")
+        else:
+            panel.set_metrics(wb.metrics, wb.metrics_b)
+
+
+@contextlib.contextmanager
+def stage(wb: Any, name: str) -> Iterator[None]:
+    """Time one step of an update into ``wb.timings`` (seconds; the benchmark reports them)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        wb.timings[name] = wb.timings.get(name, 0.0) + time.perf_counter() - start
 
 
 # --------------------------------------------------------------------- map
@@ -250,7 +275,10 @@ def run_search(wb: Any, text: str, k: int) -> Any:
 # ------------------------------------------------------------------ status
 def status_text(wb: Any) -> str:
     """One line: sizes, accuracy, map state, last update time, notes."""
-    parts = [f"{len(wb.ids)} images", f"{len(wb.prompts)} prompts"]
+    shown = wb.predictions.classnames if wb.predictions is not None else []
+    parts = [f"{len(wb.ids)} images", f"{len(shown)} prompts"]
+    if wb.last_error:
+        parts.insert(0, f"error: {wb.last_error}")
     if wb.metrics is not None:
         parts.append(f"acc1 {wb.metrics.acc1:.3f}")
     if wb.metrics_b is not None:
@@ -260,7 +288,7 @@ def status_text(wb: Any) -> str:
     parts.append(map_text + (f" ({view.pending} computing…)" if view.pending else ""))
     parts.append(f"update {1000 * wb.last_update_s:.0f} ms")
     parts.append(f"{wb.text_encodes} texts encoded")
-    return " · ".join(parts + list(wb.notes[:2]))
+    return " · ".join(parts + (wb.notes_a + wb.notes_b)[:2])
 
 
 def _thumbnails(wb: Any, size: int) -> list[bytes] | None:

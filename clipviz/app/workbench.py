@@ -95,9 +95,12 @@ class Workbench(t.HasTraits):
                 raise ValueError("no classnames and no true labels: pass classnames=[...]")
             classnames = sorted(set(self.labels))
         self.errors: list[str] = []
-        self.notes: list[str] = []
+        self.last_error = ""  # shown in the status line until the next successful update
+        self.notes_a: list[str] = []  # e.g. labels that no prompt names (left out of metrics)
+        self.notes_b: list[str] = []
         self.updates = 0  # one per recomputation of the prompt-dependent views
         self.last_update_s = 0.0
+        self.timings: dict[str, float] = {}  # seconds per step of the last update
         self._lock = threading.RLock()
         self._linking = False
         self._searching = False
@@ -223,7 +226,8 @@ class Workbench(t.HasTraits):
         text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
         self.errors.append(f"{type(err).__name__}: {err}")
         self._output.append_stderr(text)
-        self.set_status(f"error: {type(err).__name__}: {err}")
+        self.last_error = f"{type(err).__name__}: {err}"
+        self.set_status()
 
     def set_status(self, text: str | None = None) -> None:
         """Update the status line (escaped; computed from the state when no text is given)."""
@@ -242,10 +246,12 @@ class Workbench(t.HasTraits):
     def timed(self, fn: Callable[[], None]) -> None:
         """Run one update, count it and time it."""
         start = time.perf_counter()
+        self.timings = {}
         with self._lock:
             fn()
         self.last_update_s = time.perf_counter() - start
         self.updates += 1
+        self.last_error = ""  # a successful update replaces the error shown
         self.set_status()
 
     # ------------------------------------------------------------------ widget

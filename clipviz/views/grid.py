@@ -57,6 +57,8 @@ class PredictionGrid(t.HasTraits):
         self._topk_probs = np.zeros((0, 0), np.float32)
         self._similarity: np.ndarray | None = None
         self._labels: list[str] | None = None
+        self._labels_src: Any = None  # the list object the labels came from (identity cache)
+        self._label_codes: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.int64))
         self._correct: np.ndarray | None = None
         self._results: tuple[np.ndarray, np.ndarray, str] | None = None
         self._order = np.zeros(0, np.int64)
@@ -96,6 +98,7 @@ class PredictionGrid(t.HasTraits):
         self._topk_idx = np.zeros((len(ids), 0), np.int64)
         self._topk_probs = np.zeros((len(ids), 0), np.float32)
         self._similarity = self._labels = self._correct = self._results = None
+        self._labels_src = None
         if self._widget is not None:
             with self._widget.hold_sync():
                 self._widget.thumbs = buffer
@@ -144,14 +147,28 @@ class PredictionGrid(t.HasTraits):
             )
         self.classnames = [str(c) for c in classnames]
         self._topk_idx, self._topk_probs, self._similarity = topk_indices, topk_probs, similarity
-        self._labels = None if labels is None else [str(x) for x in labels]
+        self._set_labels(labels)
         self._correct = None
         if self._labels is not None and topk_indices.shape[1] > 0:
-            names = np.asarray(self.classnames, dtype=object)
-            self._correct = names[topk_indices[:, 0]] == np.asarray(self._labels, dtype=object)
+            # Compare integer codes, not N strings: labels are factorised once per label list.
+            unique, inverse = self._label_codes
+            index = {c: i for i, c in enumerate(self.classnames)}
+            as_class = np.array([index.get(u, -1) for u in unique], dtype=np.int64)
+            self._correct = topk_indices[:, 0] == as_class[inverse]
         if self.sort_prompt not in self.classnames:
             self.sort_prompt = self.classnames[0] if self.classnames else ""
         self._refresh()
+
+    def _set_labels(self, labels: Sequence[str] | None) -> None:
+        if labels is None:
+            self._labels, self._labels_src = None, None
+            return
+        if labels is self._labels_src:  # the same list again (every prompt edit): reuse
+            return
+        self._labels = [str(x) for x in labels]
+        unique, inverse = np.unique(np.asarray(self._labels, dtype=object), return_inverse=True)
+        self._label_codes = ([str(u) for u in unique], inverse.reshape(-1))
+        self._labels_src = labels
 
     def show_results(self, ids: Sequence[str], scores: Sequence[float], title: str) -> None:
         """Show only these images, in this order (e.g. search hits), until cleared.

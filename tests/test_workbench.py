@@ -1,0 +1,186 @@
+"""Workbench: recompute policy, linking and error handling, on the bundled model and shapes data.
+
+Headless: assertions on traits and widget state. The model is the real bundled one, wrapped
+only to count how many texts and images go through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clipviz.app import Workbench
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+class Counting:
+    """The real model, with its encode calls recorded (not a mock: every call runs the model)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.texts: list[list[str]] = []
+        self.images = 0
+
+    def encode_texts(self, texts: list[str]) -> Any:
+        self.texts.append(list(texts))
+        return self._model.encode_texts(texts)
+
+    def encode_images(self, pixels: Any) -> Any:
+        self.images += len(pixels)
+        return self._model.encode_images(pixels)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+@pytest.fixture(scope="module")
+def shapes_set():
+    from clipviz.datasets import shapes
+
+    return shapes(48, seed=7).to_imageset("shape")
+
+
+@pytest.fixture
+def model(shapes_model):
+    return Counting(shapes_model)
+
+
+@pytest.fixture(scope="module")
+def embeddings(shapes_set, shapes_model):
+    from clipviz.engine import embed_images
+
+    return embed_images(shapes_model, shapes_set, cache=False, progress=False)
+
+
+@pytest.fixture
+def wb(shapes_set, model, embeddings):
+    return Workbench(
+        shapes_set, model=model, embeddings=embeddings, projection="pca", cache=False, k=3
+    )
+
+
+def _mimebundle(view: Any) -> dict[str, Any]:
+    bundle = view._repr_mimebundle_()
+    return bundle[0] if isinstance(bundle, tuple) else bundle
+
+
+def _changes(view: Any, name: str = "selection") -> list[Any]:
+    seen: list[Any] = []
+    view.observe(lambda change: seen.append(change["new"]), names=name)
+    return seen
+
+
+def test_images_embedded_once_and_every_view_filled(shapes_set, model):
+    wb = Workbench(shapes_set, model=model, projection="pca", cache=False, k=3)
+    assert model.images == len(shapes_set)
+    assert len(wb.ids) == len(shapes_set) and wb.labels == list(shapes_set.labels)
+    assert wb.prompts == sorted(set(shapes_set.labels))
+    assert wb.predictions.probs.shape == (48, len(wb.prompts))
+    assert wb.metrics is not None and 0.0 <= wb.metrics.acc1 <= 1.0
+    state = wb.views["grid"].widget.get_state()
+    assert state["n_total"] == 48 and state["classnames"] == wb.prompts
+    assert len(wb.views["map"].figure.data[0].x) == 48
+    assert wb.views["map"].method == "pca"
+    assert wb.updates == 1
+    for view in wb.views.values():  # each view is displayable on its own
+        assert "application/vnd.jupyter.widget-view+json" in _mimebundle(view)
+    assert "application/vnd.jupyter.widget-view+json" in _mimebundle(wb)
+    wb.prompts = [*wb.prompts, "blob"]
+    assert model.images == len(shapes_set)  # a prompt edit never re-embeds images
+
+
+def test_prompt_edit_changes_labels_and_encodes_only_new_texts(wb, model):
+    before_updates, before_images = wb.updates, model.images
+    assert before_images == 0  # embeddings were given: the workbench embedded nothing
+    model.texts.clear()
+    new = [*wb.prompts[:-1], "blob"]
+    wb.prompts = new
+    assert model.texts == [["a photo of a blob."]]  # one call, only the new text
+    assert model.images == before_images  # images are never re-embedded
+    assert wb.updates == before_updates + 1  # one update for one edit
+    grid = wb.views["grid"].widget
+    assert grid.classnames == new
+    assert {name for item in grid.items for name, _ in item["topk"]} <= set(new)
+    assert wb.predictions.classnames == new
+    prompt_trace = wb.views["map"].figure.data[1]
+    assert list(prompt_trace.text) == new
+
+
+def test_template_switches_and_ensembling_reuse_text_vectors(wb, model):
+    panel = wb.views["prompts"]
+    panel.templates = "simple"
+    n_simple = sum(len(call) for call in model.texts)
+    assert n_simple > len(wb.prompts)
+    model.texts.clear()
+    panel.ensemble = False
+    panel.templates = "single"
+    panel.ensemble = True
+    panel.templates = "simple"
+    assert model.texts == []  # all of these were encoded before
+    assert wb.prompt_embeddings.per_template.shape[1] == len(wb.prompt_embeddings.templates)
+
+
+def test_map_places_new_prompts_without_refitting(wb):
+    proj = wb.projection
+    image_x = list(wb.views["map"].figure.data[0].x)
+    wb.prompts = [*wb.prompts, "a thing"]
+    assert wb.projection is proj
+    assert list(wb.views["map"].figure.data[0].x) == image_x
+    assert len(wb.views["map"].figure.data[1].x) == len(wb.prompts)
+
+
+def test_selection_links_every_view_both_ways_without_loops(wb):
+    grid, fmap, heat = wb.views["grid"], wb.views["map"], wb.views["heatmap"]
+    seen = {name: _changes(v) for name, v in (("grid", grid), ("map", fmap), ("heat", heat))}
+    seen["wb"] = _changes(wb)
+    updates = wb.updates
+    ids = wb.ids
+    wb.selection = [ids[1], ids[2]]
+    assert grid.widget.selection == [ids[1], ids[2]] == fmap.selection == heat.selection
+    grid.widget.selection = [ids[5]]  # a click in the browser
+    assert wb.selection == [ids[5]] == fmap.selection == heat.selection
+    heat.selection = [ids[9]]  # a heatmap click
+    assert wb.selection == [ids[9]] == grid.selection == fmap.selection
+    assert all(len(v) == 3 for v in seen.values()), seen  # one change each, no echoes
+    assert wb.updates == updates  # selection never recomputes predictions
+    with pytest.raises(Exception, match="not images of this workbench"):
+        wb.selection = ["no-such-image"]
+
+
+def test_errors_land_in_output_and_keep_state(wb):
+    before = wb.predictions
+    panel = wb.views["prompts"]
+    wb.prompts = [XSS, f'"{XSS}"']  # two prompts with one display name: refused
+    assert wb.errors and "appears twice" in wb.errors[-1]
+    assert any("appears twice" in out.get("text", "") for out in wb.output.outputs)
+    assert wb.predictions is before  # the previous results stay
+    assert panel.prompts == [XSS, f'"{XSS}"']  # what the user typed stays, to be fixed
+    status = wb.widget and wb._status.value
+    assert "&lt;img src=x" in status and XSS not in status  # escaped in the status line
+    wb.prompts = ["circle", "square"]  # fixing it works again
+    assert wb.predictions.classnames == ["circle", "square"]
+
+
+def test_search_shows_top_matches_in_the_grid(wb):
+    hits = wb.search("a photo of a circle.", k=5)
+    assert len(hits) == 5 and list(hits["score"]) == sorted(hits["score"], reverse=True)
+    grid = wb.views["grid"].widget
+    assert [item["id"] for item in grid.items] == list(hits["id"])
+    assert grid.results_title == "a photo of a circle."
+    assert wb.views["search"].query == "a photo of a circle."
+    wb.views["search"].query = ""  # the clear button
+    assert grid.results_title == "" and grid.n_shown == len(wb.ids)
+
+
+def test_umap_replaces_pca_in_the_background(shapes_set, shapes_model, embeddings):
+    wb = Workbench(
+        shapes_set, model=shapes_model, embeddings=embeddings, projection="umap", cache=False
+    )
+    fmap = wb.views["map"]
+    assert fmap.method in ("pca", "umap")  # PCA at once (UMAP may already be done)
+    assert wb.wait_for_projection(timeout=180)
+    assert fmap.method == "umap" and fmap.pending == "" and not wb.errors
+    wb.prompts = [*wb.prompts, "blob"]  # placed into the UMAP map with transform
+    assert len(fmap.figure.data[1].x) == len(wb.prompts)
