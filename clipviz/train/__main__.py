@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _command() -> str:
+    return "python -m clipviz.train " + " ".join(sys.argv[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.steps < 1 or args.pairs < args.batch_size:
@@ -70,13 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     model, summary = train(cfg, args.out, minutes=args.minutes)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     folder = Path(args.export) if args.export else Path(args.out) / "model"
-    export(model, folder, meta={"training": summary, "command": " ".join(sys.argv)})
+    export(model, folder, meta={"training": summary, "command": _command()})
     print(json.dumps(summary, indent=2))
     if args.eval_images:
         loaded, _, tokenizer = load_exported(folder)
         results = evaluate(loaded, tokenizer, n=args.eval_images)
         summary["zero_shot"] = results
-        export(model, folder, meta={"training": summary, "command": " ".join(sys.argv)})
+        export(model, folder, meta={"training": summary, "command": _command()})
         print(format_table(results))
     print(f"exported to {folder}")
     return 0
