@@ -1,0 +1,126 @@
+"""grid.js in a real headless chromium, driven by a minimal in-page widget model (no kernel).
+
+The model object implements the few anywidget calls grid.js uses (get/set/on/off/save_changes/
+send), fed with the real state that PredictionGrid produces. Checks: cells render from the
+binary thumbnails, clicks set ``selection`` (shift adds), Python-side selection highlights,
+and an HTML file name renders as text with no script run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from clipviz.engine.thumbnails import make_thumbnails
+from clipviz.views.grid import PredictionGrid
+
+CHROMIUM = "/usr/bin/chromium"
+XSS = "<img src=x onerror=alert(1)>.png"
+pytestmark = pytest.mark.browser
+
+PAGE = """<!doctype html><html><body><div id="root"></div><script type="module">
+const state = __STATE__;
+for (const k of ["thumbs", "thumb_offsets"]) {
+  const bin = atob(state[k]); const u8 = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+  state[k] = new DataView(u8.buffer);
+}
+const handlers = {};
+window.sent = []; window.saves = 0;
+window.model = {
+  get: (k) => state[k],
+  set: (k, v) => { state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); },
+  on: (e, f) => { (handlers[e] = handlers[e] || []).push(f); },
+  off: (e, f) => { handlers[e] = (handlers[e] || []).filter((g) => g !== f); },
+  save_changes: () => { window.saves += 1; },
+  send: (m) => window.sent.push(m),
+};
+const mod = await import("./grid.js");
+mod.default.render({ model: window.model, el: document.getElementById("root") });
+window.ready = true;
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    if not pathlib.Path(CHROMIUM).exists():
+        pytest.skip(f"needs chromium at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from clipviz.datasets import shapes
+
+    images = shapes(12, seed=1).to_imageset("shape")
+    ids = [XSS, *images.ids[1:]]
+    g = PredictionGrid(page_size=8)
+    g.set_images(ids, make_thumbnails(images, 32))
+    top = np.tile(np.array([[0, 1]]), (12, 1))
+    g.set_predictions(["circle", XSS], top, np.full((12, 2), 0.5), labels=["circle"] * 11 + [XSS])
+    state = {k: v for k, v in g.widget.get_state().items() if not k.startswith("_")}
+    for key in ("thumbs", "thumb_offsets"):
+        state[key] = base64.b64encode(state[key]).decode()
+    folder = tmp_path_factory.mktemp("gridjs")
+    shutil.copy(pathlib.Path(__file__).parents[1] / "clipviz/views/grid.js", folder / "grid.js")
+    (folder / "index.html").write_text(PAGE.replace("__STATE__", json.dumps(state)))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        pg = browser.new_page()
+        dialogs: list[str] = []
+        pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        # file:// blocks module imports; serve the folder through playwright's router instead.
+        pg.route(
+            "http://clipviz.test/**",
+            lambda route: route.fulfill(
+                path=str(folder / route.request.url.rsplit("/", 1)[-1]),
+                content_type="text/javascript"
+                if route.request.url.endswith(".js")
+                else "text/html",
+            ),
+        )
+        pg.goto("http://clipviz.test/index.html")
+        pg.wait_for_function("window.ready === true", timeout=10_000)
+        pg.dialogs, pg.errors, pg.ids = dialogs, errors, ids
+        yield pg
+        browser.close()
+
+
+def test_cells_render_with_images_and_labels(page):
+    assert page.errors == []
+    assert page.locator(".clipviz-cell").count() == 8
+    assert page.locator(".clipviz-grid-page").inner_text().startswith("page 1 / 2")
+    loaded = page.evaluate(
+        "Promise.all([...document.querySelectorAll('img.clipviz-thumb')].map("
+        "(i) => i.decode().then(() => i.naturalWidth)))"
+    )
+    assert all(w > 0 for w in loaded)  # the webp bytes from the binary buffer decode
+
+
+def test_html_file_name_renders_as_text_and_runs_nothing(page):
+    first = page.locator(".clipviz-cell").first
+    assert first.locator(".clipviz-cell-id").inner_text() == XSS
+    assert page.locator(".clipviz-topk-name", has_text="<img").count() >= 1
+    assert page.locator("img[src='x']").count() == 0
+    assert page.dialogs == []  # an onerror=alert(1) that ran would open a dialog
+
+
+def test_click_selects_and_shift_click_adds(page):
+    cells = page.locator(".clipviz-cell")
+    cells.nth(1).click()
+    assert page.evaluate("model.get('selection')") == [page.ids[1]]
+    cells.nth(3).click(modifiers=["Shift"])
+    assert page.evaluate("model.get('selection')") == [page.ids[1], page.ids[3]]
+    assert page.locator(".clipviz-cell.clipviz-selected").count() == 2
+    assert page.evaluate("window.saves") >= 2
+
+
+def test_selection_from_python_highlights_and_paging_asks_python(page):
+    page.evaluate(f"model.set('selection', [{json.dumps(page.ids[5])}])")
+    selected = page.locator(".clipviz-cell.clipviz-selected")
+    assert selected.count() == 1 and selected.get_attribute("data-id") == page.ids[5]
+    page.locator(".clipviz-grid-next").click()
+    assert page.evaluate("model.get('page')") == 1  # Python then sends the next page's items
