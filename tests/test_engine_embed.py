@@ -103,13 +103,13 @@ def test_work_in_flight_is_bounded(shapes_model, shapes_data):
     """Never all images decoded at once: loads run at most a window ahead of the encoder."""
     s = shapes_data.to_imageset()
     loads: list[int] = []
-    original = s.load_with_hash
+    original = s.read_raw
 
-    def counting_load(i):
+    def counting_read(i):
         loads.append(i)
         return original(i)
 
-    s.load_with_hash = counting_load
+    s.read_raw = counting_read
     ahead: list[int] = []
     model = Counting(shapes_model, on_batch=lambda b: ahead.append(len(loads) - 4 * b))
     embed_images(model, s, batch_size=4, cache=False, progress=False, num_workers=2)

@@ -20,7 +20,7 @@ import numpy as np
 from clipviz.compute.types import ImageEmbeddings
 from clipviz.engine._decode import ImageSkipped
 from clipviz.engine.cache import EmbeddingCache, resolve_cache_dir
-from clipviz.engine.imageset import ImageSet
+from clipviz.engine.imageset import ImageSet, hash_raw
 
 __all__ = ["embed_images", "as_imageset"]
 
@@ -91,7 +91,9 @@ def embed_images(
         batch.clear()
 
     with _progress(n, progress, model) as bar:
-        for item in _prepared(imageset, model, index, num_workers, int(batch_size)):
+        for item in _prepared(
+            imageset, model, index, num_workers, int(batch_size), store is not None
+        ):
             if item.skipped is not None:
                 skipped.append((imageset.ids[item.i], item.skipped))
             elif item.cached is not None:
@@ -142,6 +144,7 @@ def _prepared(
     index: dict[bytes, np.ndarray],
     num_workers: int | None,
     batch_size: int,
+    hashing: bool,
 ) -> Iterator[_Item]:
     """Items in set order, prepared by a thread pool that stays a bounded window ahead."""
     workers = num_workers or max(1, min(8, (os.cpu_count() or 2) - 1))
@@ -153,7 +156,8 @@ def _prepared(
         try:
             while nxt < n or pending:
                 while nxt < n and len(pending) < window:
-                    pending.append(pool.submit(_prepare, imageset, nxt, model.preprocess, index))
+                    job = (imageset, nxt, model.preprocess, index, hashing)
+                    pending.append(pool.submit(_prepare, *job))
                     nxt += 1
                 yield pending.popleft().result()
         finally:  # Ctrl-C or an error: drop queued work instead of finishing it
@@ -161,29 +165,20 @@ def _prepared(
                 f.cancel()
 
 
-def _prepare(imageset: ImageSet, i: int, preprocess: Any, index: dict[bytes, np.ndarray]) -> _Item:
+def _prepare(
+    imageset: ImageSet, i: int, preprocess: Any, index: dict[bytes, np.ndarray], hashing: bool
+) -> _Item:
+    """Read item i once; on a cache hit stop there, otherwise decode and preprocess it."""
     try:
-        digest, img = _hash_then_decode(imageset, i, index)
-        if img is None:
+        raw = imageset.read_raw(i)
+        digest = bytes.fromhex(hash_raw(raw)) if hashing else None  # no cache: no hashing
+        if digest is not None and digest in index:
             return _Item(i, digest, cached=index[digest])
-        return _Item(i, digest, pixels=preprocess(img))
+        return _Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw)))
     except ImageSkipped as err:
         return _Item(i, skipped=err.reason)
     except (OSError, ValueError) as err:  # preprocessing of an odd image (e.g. 0-sized)
         return _Item(i, skipped=f"cannot preprocess {imageset.ids[i]!r}: {err}")
-
-
-def _hash_then_decode(
-    imageset: ImageSet, i: int, index: dict[bytes, np.ndarray]
-) -> tuple[bytes, Any]:
-    """Content digest and decoded image; the image is None on a cache hit (not decoded)."""
-    if index:
-        digest = bytes.fromhex(imageset.content_hash(i))
-        if digest in index:
-            return digest, None
-        # a miss costs a second read of the file, usually from the OS page cache
-    hexdigest, img = imageset.load_with_hash(i)
-    return bytes.fromhex(hexdigest), img
 
 
 def _encode_batch(

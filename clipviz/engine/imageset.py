@@ -181,18 +181,23 @@ class ImageSet:
 
     def content_hash(self, i: int) -> str:
         """sha256 of the file bytes (files) or of mode, size and raw pixels (PIL images)."""
-        src = self._sources[i]
-        if isinstance(src, str):
-            return hashlib.sha256(read_bytes(src)).hexdigest()
-        return _pil_hash(src)
+        return hash_raw(self.read_raw(i))
 
     def load_with_hash(self, i: int) -> tuple[str, Image.Image]:
         """Decode item ``i`` and hash its content, reading a file only once."""
+        raw = self.read_raw(i)
+        return hash_raw(raw), self.decode_raw(i, raw)
+
+    def read_raw(self, i: int) -> bytes | Image.Image:
+        """The encoded file bytes of item ``i``, or its PIL image (not yet converted)."""
         src = self._sources[i]
-        if isinstance(src, str):
-            data = read_bytes(src)
-            return hashlib.sha256(data).hexdigest(), decode_bytes(data, src)
-        return _pil_hash(src), to_rgb(src, f"image {self.ids[i]!r}")
+        return read_bytes(src) if isinstance(src, str) else src
+
+    def decode_raw(self, i: int, raw: bytes | Image.Image) -> Image.Image:
+        """Upright RGB image from what :meth:`read_raw` returned (raises ImageSkipped)."""
+        if isinstance(raw, bytes):
+            return decode_bytes(raw, str(self._sources[i]))
+        return to_rgb(raw, f"image {self.ids[i]!r}")
 
     def subset(self, indices: Iterable[int]) -> ImageSet:
         """A new ImageSet with the items at ``indices`` (ids and labels kept)."""
@@ -217,9 +222,12 @@ class ImageSet:
         return df
 
 
-def _pil_hash(img: Image.Image) -> str:
-    h = hashlib.sha256(f"pil:{img.mode}:{img.size}:".encode())
-    h.update(img.tobytes())
+def hash_raw(raw: bytes | Image.Image) -> str:
+    """sha256 hex digest of file bytes, or of a PIL image's mode, size and pixels."""
+    if isinstance(raw, bytes):
+        return hashlib.sha256(raw).hexdigest()
+    h = hashlib.sha256(f"pil:{raw.mode}:{raw.size}:".encode())
+    h.update(raw.tobytes())
     return h.hexdigest()
 
 
