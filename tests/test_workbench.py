@@ -184,3 +184,18 @@ def test_umap_replaces_pca_in_the_background(shapes_set, shapes_model, embedding
     assert fmap.method == "umap" and fmap.pending == "" and not wb.errors
     wb.prompts = [*wb.prompts, "blob"]  # placed into the UMAP map with transform
     assert len(fmap.figure.data[1].x) == len(wb.prompts)
+
+
+def test_without_labels_there_are_no_metrics_and_no_mistakes_filter(embeddings, shapes_model):
+    import dataclasses
+
+    emb = dataclasses.replace(embeddings, labels=None)
+    with pytest.raises(ValueError, match="classnames"):
+        Workbench(emb, model=shapes_model, projection="pca", cache=False)
+    wb = Workbench(
+        emb, model=shapes_model, classnames=["circle", '"a red thing"'], projection="pca"
+    )
+    assert wb.labels is None and wb.metrics is None and "metrics" not in wb.views
+    assert wb.predictions.classnames == ["circle", "a red thing"]
+    assert wb.views["grid"].widget.has_labels is False
+    assert wb.widget is not None and not wb.errors

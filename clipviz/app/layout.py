@@ -32,7 +32,7 @@ def build(wb: Any) -> Any:
         views["grid"].widget,
         w.HBox(plots, layout=w.Layout(width="100%")).add_class("clipviz-plots"),
     ]
-    if views["metrics"] is not None:
+    if "metrics" in views:
         right_children.append(views["metrics"].widget)
     right = w.VBox(right_children, layout=w.Layout(width="72%")).add_class("clipviz-right")
     return w.VBox(

@@ -42,14 +42,16 @@ def make_views(
         prompts_b=prompts_b,
         templates=templates if isinstance(templates, str) else list(templates),
     )
-    return {
+    views = {
         "prompts": panel,
         "search": SearchBox(),
         "grid": grid,
         "map": EmbeddingMap(),
         "heatmap": SimilarityHeatmap(),
-        "metrics": MetricsPanel() if wb.labels is not None else None,
     }
+    if wb.labels is not None:  # metrics need true labels
+        views["metrics"] = MetricsPanel()
+    return views
 
 
 def initial_update(wb: Any) -> None:
@@ -175,7 +177,7 @@ def evaluate_quietly(pred: Any) -> tuple[Any, list[str]]:
 
 def push_metrics(wb: Any) -> None:
     """Show A (and B) in the metrics panel."""
-    panel = wb.views["metrics"]
+    panel = wb.views.get("metrics")
     if panel is None:
         return
     with stage(wb, "metrics_panel"):
