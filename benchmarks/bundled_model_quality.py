@@ -38,7 +38,7 @@ def main() -> None:
 
     import torch
 
-    from clipviz.train.evaluate import evaluate, format_table
+    from clipviz.train.evaluate import evaluate, format_table, per_combination
     from clipviz.train.export import load_exported
 
     torch.set_num_threads(2)
@@ -48,7 +48,10 @@ def main() -> None:
     t1 = time.perf_counter()
     results = evaluate(model, tokenizer, n=args.images, seed=args.seed, processes=2)
     eval_s = time.perf_counter() - t1
+    held = per_combination(model, tokenizer, n=args.images, seed=args.seed + 3)
     print(format_table(results))
+    for combo, r in held.items():
+        print(f"  held-out {combo:<16} {r['accuracy']:6.1%}  most common error: {r['top_error']}")
     print(f"{'chance':<10} " + "  ".join(f"{k} {v:.1%}" for k, v in CHANCE.items()))
     best = {k: max(results["single"][k], results["ensemble"][k]) for k in TARGETS}
     for k, target in TARGETS.items():
@@ -63,6 +66,7 @@ def main() -> None:
         "folder": os.path.relpath(args.folder, ROOT),
         "accuracy": results,
         "best_of_single_and_ensemble": best,
+        "heldout_per_combination_single": held,
         "targets": TARGETS,
         "chance_baseline": CHANCE,
         "ratio_to_chance_single": {k: round(results["single"][k] / CHANCE[k], 2) for k in TARGETS},

@@ -118,3 +118,31 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     for k in ("shape", "colour", "seen", "heldout"):
         rows.append(f"{k:<10} {results['single'][k]:7.1%} {results['ensemble'][k]:9.1%}")
     return "\n".join(rows)
+
+
+def per_combination(
+    model: Any, tokenizer: Any, *, n: int = 1000, seed: int = 10_003, split: str = "heldout"
+) -> dict[str, dict[str, Any]]:
+    """48-way accuracy per true colour-shape combination, with its most common wrong answer.
+
+    Returns ``{"blue circle": {"accuracy": 0.09, "top_error": "blue hexagon", "n": 160}, ...}``
+    (single template), the breakdown that shows where compositional generalisation fails.
+    """
+    from collections import Counter
+
+    combos = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    images, labels, _ = shapes_array(n, seed, split=split, processes=2)
+    pred = (
+        image_vectors(model, images) @ class_vectors(model, tokenizer, combos, SINGLE).T
+    ).argmax(1)
+    truth = [f"{c} {s}" for c, s in zip(labels["colour"], labels["shape"], strict=True)]
+    out: dict[str, dict[str, Any]] = {}
+    for t in sorted(set(truth)):
+        got = [combos[int(p)] for p, u in zip(pred, truth, strict=True) if u == t]
+        wrong = Counter(g for g in got if g != t).most_common(1)
+        out[t] = {
+            "accuracy": round(sum(g == t for g in got) / len(got), 4),
+            "top_error": wrong[0][0] if wrong else None,
+            "n": len(got),
+        }
+    return out
