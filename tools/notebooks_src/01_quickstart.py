@@ -15,7 +15,7 @@
 
 # %% [markdown]
 # **1. Load the model.** `clipviz.load_model` takes any open_clip name and pretrained tag (see
-# notebook 02); `"clipviz-shapes"` is the bundled one, and loads in about a second on a CPU.
+# notebook 02); `"clipviz-shapes"` is the bundled one: no download, and it runs on any CPU.
 
 # %%
 import clipviz
@@ -83,13 +83,11 @@ wb
 # view can be displayed alone, e.g. `wb.views["map"]`). For example, select every mistake:
 
 # %%
-pred = wb.predictions
-mistakes = list(pred.to_pandas().query("not correct")["id"])
-wb.selection = mistakes
-print(
-    f"{len(mistakes)} of {len(pred.ids)} images misclassified; they are now selected in every view"
-)
-pred.to_pandas()[~pred.correct].head()
+table = wb.predictions.to_pandas()  # one row per image: label, predicted, confidence, top-k
+mistakes = table.query("not correct")
+wb.selection = list(mistakes["id"])
+print(f"{len(mistakes)} of {len(table)} images misclassified; now selected in every view")
+mistakes.head()
 
 # %% [markdown]
 # Or change the prompts as if you had typed them. Add a seventh prompt that names a colour rather
@@ -103,6 +101,11 @@ print(f"'a yellow shape' now wins {len(stolen)} images")
 stolen[["id", "label", "predicted", "confidence"]].head()
 
 # %% [markdown]
+# ## Share it
+#
+# `wb.save_html("workbench.html")` writes a static snapshot (grid, map, heatmap, metrics) that
+# opens in any browser without Python, for slides and course pages.
+#
 # ## Next
 #
 # * `02_your_own_images.ipynb`: a pretrained ViT-B-32 on your own photos.
