@@ -99,6 +99,19 @@ def test_start_adds_config_path_and_execs_the_command():
     assert (REPO / QUICKSTART).is_file(), f"{QUICKSTART} must exist for the Binder landing page"
 
 
+def test_postbuild_sample_is_the_quickstarts_images():
+    """``clipviz embed --sample shapes`` must embed exactly the images the quickstart makes."""
+    from clipviz.cli import SHAPES_N, SHAPES_SEED
+
+    cells = json.loads((REPO / QUICKSTART).read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    calls = re.findall(r"datasets\.shapes\((\d+),\s*seed=(\d+)\)", code)
+    assert calls, "the quickstart no longer calls clipviz.datasets.shapes(N, seed=S)"
+    assert (int(calls[0][0]), int(calls[0][1])) == (SHAPES_N, SHAPES_SEED), (
+        "update SHAPES_N/SHAPES_SEED in clipviz/cli.py to the quickstart's shapes(...) call"
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,6 +173,14 @@ def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
             f"{cmd} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def _cache_entries(root: Path) -> int:
+    import clipviz
+    from clipviz.engine import EmbeddingCache
+
+    info = clipviz.load_model("clipviz-shapes", device="cpu").info
+    return len(EmbeddingCache(root, info.key, info.dim).load())
 
 
 @pytest.mark.slow
