@@ -190,7 +190,9 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"notebook not found: {str(notebook)!r}")
     notebook = notebook.resolve()
     root = notebook.parent.parent if notebook.parent.name == "notebooks" else notebook.parent
+    rel = notebook.relative_to(root).as_posix()
     cmd = [sys.executable, "-m", "jupyterlab", str(notebook), f"--ServerApp.root_dir={root}"]
+    cmd.append(f"--LabApp.default_url=/lab/tree/{rel}")  # the printed URL opens it too
     if args.port:
         cmd.append(f"--port={args.port}")
     if args.no_browser:

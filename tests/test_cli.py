@@ -110,6 +110,7 @@ def test_demo_dry_run_prints_the_jupyterlab_command():
     assert str(REPO / "notebooks" / "01_quickstart.ipynb") in line
     assert "--port=8899" in line and "--no-browser" in line
     assert f"--ServerApp.root_dir={REPO}" in line
+    assert "--LabApp.default_url=/lab/tree/notebooks/01_quickstart.ipynb" in line
 
 
 def test_demo_missing_notebook_exits_2(tmp_path):
