@@ -67,17 +67,7 @@ def save_html(
         The file written.
     """
     parts = collect(workbench, thumb_size=thumb_size)
-    text = render_html(
-        parts["predictions"],
-        thumbnails=parts["thumbnails"],
-        thumb_mime=parts["thumb_mime"],
-        figures=parts["figures"],
-        metrics=parts["metrics"],
-        metrics_b=parts["metrics_b"],
-        prompts=parts["prompts"],
-        title=title,
-        max_images=max_images,
-    )
+    text = render_html(**parts, title=title, max_images=max_images)
     return _write_atomic(Path(path), text)
 
 
