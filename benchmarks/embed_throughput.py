@@ -5,6 +5,11 @@
 * naive: the loop a user writes from open_clip's README (open, preprocess, encode one image
   at a time).
 
+All three run with the torch thread count embed_images picks (on the CPU it lowers torch's
+threads so that decoding threads fit beside them), so the ratios isolate the pipeline. Besides
+images/s (wall clock) the process CPU time per image is reported: on a shared machine the
+wall clock depends on the neighbours, the CPU time much less.
+
 All three are measured in this run, interleaved, ``--repeats`` times; medians are reported.
 
     python benchmarks/embed_throughput.py                       # bundled model, CPU
@@ -38,12 +43,25 @@ def make_jpegs(folder: Path, n: int, size: int) -> list[Path]:
             img = img.resize((size, size), Image.BICUBIC)
         path = folder / f"{i:05d}.jpg"
         img.save(path, quality=90)
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # an existing photo folder
         paths.append(path)
     return paths
 
 
-def raw_forward(model, n: int, batch_size: int) -> float:
-    """Images/s of the forward pass alone on pre-made, already-on-device tensors."""
+def raw_forward(model, n: int, batch_size: int, workers: int | None) -> float:
+    """Images/s of the forward pass alone on pre-made, already-on-device tensors.
+
+    It runs with the same torch thread count that embed_images uses, so only the pipeline
+    around the forward pass differs.
+    """
+
+    from clipviz.engine.embed import cpu_threads, default_workers
+
+    with cpu_threads(model.device, workers or default_workers(model.device)):
+        return _raw_forward(model, n, batch_size)
+
+
+def _raw_forward(model, n: int, batch_size: int) -> float:
     import torch
 
     h, w = model.image_size
@@ -71,8 +89,15 @@ def end_to_end(model, folder: Path, n: int, batch_size: int, workers: int | None
     return n / (time.perf_counter() - t)
 
 
-def naive_loop(model, paths: list[Path]) -> float:
-    """open_clip README style: one image at a time, no batching, no overlap."""
+def naive_loop(model, paths: list[Path], workers: int | None) -> float:
+    """open_clip README style: one image at a time, no batching, no overlap (same threads)."""
+    from clipviz.engine.embed import cpu_threads, default_workers
+
+    with cpu_threads(model.device, workers or default_workers(model.device)):
+        return _naive_loop(model, paths)
+
+
+def _naive_loop(model, paths: list[Path]) -> float:
     import torch
     from PIL import Image
 
@@ -127,18 +152,22 @@ def main(argv: list[str] | None = None) -> dict:
         allow_random=args.allow_random,
     )
     size = args.jpeg_size or max(model.image_size)
+    from clipviz.engine.embed import cpu_threads, default_workers
+
+    with cpu_threads(model.device, args.workers or default_workers(model.device)):
+        threads_used = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="clipviz-bench-") as tmp:
         paths = make_jpegs(Path(tmp), args.n, size)
         end_to_end(model, Path(tmp), args.n, args.batch_size, args.workers)  # warm caches
         runs: dict[str, list[float]] = {"raw": [], "end_to_end": [], "naive": []}
         cpu: dict[str, list[float]] = {"raw": [], "end_to_end": [], "naive": []}
         jobs = {
-            "raw": (lambda: raw_forward(model, args.n, args.batch_size), args.n),
+            "raw": (lambda: raw_forward(model, args.n, args.batch_size, args.workers), args.n),
             "end_to_end": (
                 lambda: end_to_end(model, Path(tmp), args.n, args.batch_size, args.workers),
                 args.n,
             ),
-            "naive": (lambda: naive_loop(model, paths[: args.naive_n]), args.naive_n),
+            "naive": (lambda: naive_loop(model, paths[: args.naive_n], args.workers), args.naive_n),
         }
         for _ in range(args.repeats):  # interleaved, so machine noise hits all three alike
             for name, (job, n) in jobs.items():
@@ -160,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         "jpeg_size": size,
         "batch_size": args.batch_size,
         "workers": args.workers,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads_used,
         "cpu_count": os.cpu_count(),
         "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "images_per_s": {k: round(v, 1) for k, v in med.items()},

@@ -186,3 +186,26 @@ def test_two_processes_share_one_cache(shapes_model, folder, tmp_path):
     assert m.encoded == 0 and len(emb) == 24
     ImageSet.from_folder(folder)  # the folder is untouched
     np.testing.assert_allclose(emb.vectors, _embed(shapes_model, folder, False).vectors, atol=2e-3)
+
+
+def test_unchanged_old_files_are_not_even_read_again(shapes_model, folder, tmp_path):
+    work = tmp_path / "old"
+    work.mkdir()
+    hour_ago = time.time() - 3600
+    for p in sorted(folder.glob("*.png"))[:4]:
+        (work / p.name).write_bytes(p.read_bytes())
+        os.utime(work / p.name, (hour_ago, hour_ago))
+    s = ImageSet.from_folder(work)
+    reads: list[int] = []
+    original = s.read_raw
+    s.read_raw = lambda i: reads.append(i) or original(i)
+    m = Counting(shapes_model)
+    first = _embed(m, s, tmp_path / "c")
+    assert len(reads) == 4
+    second = _embed(m, s, tmp_path / "c")
+    assert len(reads) == 4 and m.encoded == 4  # stat says unchanged: no read, no encode
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+    Image.new("RGB", (64, 64), "orange").save(work / s.ids[2])  # edited: new mtime
+    third = _embed(m, s, tmp_path / "c")
+    assert reads[4:] == [2] and m.encoded == 5
+    assert not np.allclose(third.vectors[2], first.vectors[2])

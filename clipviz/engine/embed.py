@@ -8,7 +8,9 @@ finished batch goes straight into the disk cache, so an interrupted run keeps it
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +24,7 @@ from clipviz.engine._decode import ImageSkipped
 from clipviz.engine.cache import EmbeddingCache, resolve_cache_dir
 from clipviz.engine.imageset import ImageSet, hash_raw
 
-__all__ = ["embed_images", "as_imageset"]
+__all__ = ["embed_images", "as_imageset", "cpu_threads", "default_workers"]
 
 
 @dataclass
@@ -62,7 +64,9 @@ def embed_images(
     progress : bool
         Show a progress bar (``tqdm.auto``).
     num_workers : int, optional
-        Decoding threads (default: a few, one less than the CPUs).
+        Decoding threads. Default: on a GPU, up to 8 (one less than the CPUs); on the CPU a
+        quarter of the cores (at least 1), and torch's own threads are lowered for the run so
+        that decoding and the forward pass together do not oversubscribe the cores.
 
     Returns
     -------
@@ -90,10 +94,10 @@ def embed_images(
             vectors[item.i], done[item.i] = vec, True
         batch.clear()
 
-    with _progress(n, progress, model) as bar:
-        for item in _prepared(
-            imageset, model, index, num_workers, int(batch_size), store is not None
-        ):
+    device = getattr(model, "device", "cpu")  # a duck-typed encoder may not say
+    workers = num_workers or default_workers(device)
+    with _progress(n, progress, model) as bar, cpu_threads(device, workers):
+        for item in _prepared(imageset, model, index, workers, int(batch_size), store is not None):
             if item.skipped is not None:
                 skipped.append((imageset.ids[item.i], item.skipped))
             elif item.cached is not None:
@@ -116,6 +120,32 @@ def embed_images(
         paths=[imageset.paths[i] for i in keep],
         skipped=skipped,
     )
+
+
+def default_workers(device: Any) -> int:
+    """Decoding threads: many feed a GPU; on the CPU the forward pass needs the cores."""
+    cores = os.cpu_count() or 2
+    if getattr(device, "type", str(device)) == "cpu":
+        return max(1, cores // 4)
+    return max(1, min(8, cores - 1))
+
+
+@contextlib.contextmanager
+def cpu_threads(device: Any, workers: int) -> Iterator[None]:
+    """On the CPU, lower torch's intra-op threads so that they and the decoding threads fit the
+    cores: oversubscribed OpenMP threads spin-wait and can make the forward pass many times
+    slower. Restored afterwards. Nothing changes for GPU devices."""
+    if getattr(device, "type", str(device)) != "cpu":
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def as_imageset(images: Any) -> ImageSet:
@@ -142,21 +172,27 @@ def _prepared(
     imageset: ImageSet,
     model: Any,
     index: dict[bytes, np.ndarray],
-    num_workers: int | None,
+    workers: int,
     batch_size: int,
     hashing: bool,
 ) -> Iterator[_Item]:
-    """Items in set order, prepared by a thread pool that stays a bounded window ahead."""
-    workers = num_workers or max(1, min(8, (os.cpu_count() or 2) - 1))
+    """Cache hits of unchanged files first (no thread hand-off: a stat each), then every other
+    item in set order, prepared by a thread pool that stays a bounded window ahead."""
+    todo = []
+    for i in range(len(imageset)):
+        known = _DIGESTS.get(_stat_key(imageset.paths[i])) if hashing and index else None
+        if known is not None and known in index:
+            yield _Item(i, known, cached=index[known])
+        else:
+            todo.append(i)
     window = 2 * batch_size + workers
-    n = len(imageset)
     with ThreadPoolExecutor(workers, thread_name_prefix="clipviz-decode") as pool:
         pending: deque[Future[_Item]] = deque()
         nxt = 0
         try:
-            while nxt < n or pending:
-                while nxt < n and len(pending) < window:
-                    job = (imageset, nxt, model.preprocess, index, hashing)
+            while nxt < len(todo) or pending:
+                while nxt < len(todo) and len(pending) < window:
+                    job = (imageset, todo[nxt], model.preprocess, index, hashing)
                     pending.append(pool.submit(_prepare, *job))
                     nxt += 1
                 yield pending.popleft().result()
@@ -170,8 +206,11 @@ def _prepare(
 ) -> _Item:
     """Read item i once; on a cache hit stop there, otherwise decode and preprocess it."""
     try:
+        stat_key = _stat_key(imageset.paths[i]) if hashing else None
         raw = imageset.read_raw(i)
         digest = bytes.fromhex(hash_raw(raw)) if hashing else None  # no cache: no hashing
+        if stat_key is not None and time.time() - stat_key[-1] / 1e9 > _RACY_S:
+            _DIGESTS[stat_key] = digest
         if digest is not None and digest in index:
             return _Item(i, digest, cached=index[digest])
         return _Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw)))
@@ -179,6 +218,27 @@ def _prepare(
         return _Item(i, skipped=err.reason)
     except (OSError, ValueError) as err:  # preprocessing of an odd image (e.g. 0-sized)
         return _Item(i, skipped=f"cannot preprocess {imageset.ids[i]!r}: {err}")
+
+
+# Content digests of files already hashed in this process, keyed by what os.stat says about
+# them: an edited file changes size or mtime and is hashed again. Like git's index, only files
+# whose mtime is a few seconds old are remembered, so an edit within the same clock tick
+# cannot hide behind an unchanged stat.
+_DIGESTS: dict[tuple[str, int, int, int, int], bytes] = {}
+_RACY_S = 2.0
+_MAX_DIGESTS = 1_000_000
+
+
+def _stat_key(path: str | None) -> tuple[str, int, int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # read_raw reports it properly
+    if len(_DIGESTS) > _MAX_DIGESTS:
+        _DIGESTS.clear()
+    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _encode_batch(
