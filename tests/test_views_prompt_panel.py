@@ -105,3 +105,12 @@ def test_search_box_emits_query_on_submit_and_clear():
     clear.click()
     assert queries == ["a red circle", ""]
     assert text.continuous_update is False
+
+
+def test_only_the_custom_area_hides_with_named_template_sets():
+    panel = PromptPanel(prompts=["a"], templates="simple")
+    c = panel.widget and panel._controls
+    assert c["custom"].layout.display == "none"
+    assert c["prompts"].layout.display is None and c["prompts_b"].layout.display is None
+    c["template_set"].value = "custom"
+    assert c["custom"].layout.display is None

@@ -133,13 +133,17 @@ class PromptPanel(t.HasTraits):
     def _build(self) -> Any:
         import ipywidgets as w
 
-        area = dict(continuous_update=False, layout=w.Layout(width="100%", height="140px"))
+        def area(placeholder: str) -> Any:
+            # One Layout per text area: a shared Layout would hide all of them with "custom".
+            layout = w.Layout(width="100%", height="140px")
+            return w.Textarea(placeholder=placeholder, continuous_update=False, layout=layout)
+
         c = self._controls
-        c["prompts"] = w.Textarea(placeholder='one class name per line;\n"a free prompt"', **area)
+        c["prompts"] = area('one class name per line;\n"a free prompt"')
         c["template_set"] = w.Dropdown(options=TEMPLATE_SETS, description="templates")
-        c["custom"] = w.Textarea(placeholder="a photo of a {}.\na drawing of a {}.", **area)
+        c["custom"] = area("a photo of a {}.\na drawing of a {}.")
         c["ensemble"] = w.Checkbox(description="ensemble templates", indent=False)
-        c["prompts_b"] = w.Textarea(placeholder="optional prompt set B (A/B comparison)", **area)
+        c["prompts_b"] = area("optional prompt set B (A/B comparison)")
         c["apply"] = w.Button(description="Apply", button_style="primary", icon="check")
         c["message"] = w.HTML()
         for name in ("prompts", "custom", "prompts_b"):
