@@ -178,3 +178,13 @@ def test_thumbnails_cached_and_placeholder_for_unreadable(tmp_path, shapes_set):
     assert buffer[offsets[1] : offsets[2]] == thumbs[1]
     with pytest.raises(ValueError, match="unknown thumbnail format"):
         make_thumbnails(images, 32, fmt="gif")
+
+
+def test_labels_no_prompt_names_are_neither_right_nor_wrong():
+    g = PredictionGrid()
+    g.set_images(["a", "b", "c"])
+    top = np.array([[0], [1], [0]])
+    g.set_predictions(["cat", "dog"], top, np.ones((3, 1)), labels=["cat", "cat", "zebra"])
+    assert [it["correct"] for it in g.widget.items] == [True, False, None]
+    g.mistakes_only = True
+    assert [it["id"] for it in g.widget.items] == ["b"]

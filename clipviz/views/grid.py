@@ -60,6 +60,7 @@ class PredictionGrid(t.HasTraits):
         self._labels_src: Any = None  # the list object the labels came from (identity cache)
         self._label_codes: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.int64))
         self._correct: np.ndarray | None = None
+        self._judged: np.ndarray | None = None  # true label is one of the classnames
         self._results: tuple[np.ndarray, np.ndarray, str] | None = None
         self._order = np.zeros(0, np.int64)
         self.observe(self._on_view_change, names=["sort_by", "sort_prompt", "mistakes_only"])
@@ -148,13 +149,15 @@ class PredictionGrid(t.HasTraits):
         self.classnames = [str(c) for c in classnames]
         self._topk_idx, self._topk_probs, self._similarity = topk_indices, topk_probs, similarity
         self._set_labels(labels)
-        self._correct = None
+        self._correct = self._judged = None
         if self._labels is not None and topk_indices.shape[1] > 0:
             # Compare integer codes, not N strings: labels are factorised once per label list.
             unique, inverse = self._label_codes
             index = {c: i for i, c in enumerate(self.classnames)}
             as_class = np.array([index.get(u, -1) for u in unique], dtype=np.int64)
             self._correct = topk_indices[:, 0] == as_class[inverse]
+            # A label no prompt names cannot be predicted: neither right nor wrong.
+            self._judged = as_class[inverse] >= 0
         if self.sort_prompt not in self.classnames:
             self.sort_prompt = self.classnames[0] if self.classnames else ""
         self._refresh()
@@ -221,7 +224,8 @@ class PredictionGrid(t.HasTraits):
         item: dict[str, Any] = {"i": i, "id": self.ids[i], "topk": topk}
         if self._labels is not None:
             item["true"] = self._labels[i]
-            item["correct"] = bool(self._correct[i]) if self._correct is not None else None
+            judged = self._correct is not None and self._judged is not None and self._judged[i]
+            item["correct"] = bool(self._correct[i]) if judged else None
         if self._results is not None:
             item["score"] = round(float(self._results[1][self.page * self.page_size + pos]), 4)
         elif self.sort_by == "similarity" and self._similarity is not None:
@@ -234,7 +238,7 @@ class PredictionGrid(t.HasTraits):
             return self._results[0]
         idx = np.arange(len(self.ids))
         if self.mistakes_only and self._correct is not None:
-            idx = idx[~self._correct]
+            idx = idx[~self._correct & self._judged]
         if self.selected_only:
             chosen = np.fromiter(
                 (self._index[s] for s in self.selection if s in self._index), np.int64
