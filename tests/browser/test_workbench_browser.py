@@ -76,7 +76,9 @@ def test_2_hostile_file_name_is_text_and_runs_nothing(workbench_page):
 def test_3_typing_new_prompts_relabels_the_grid(workbench_page):
     page = workbench_page.page
     new = ["red", "green", "blue"]
-    page.locator(".clipviz-prompt-prompts textarea").fill("\n".join(new))
+    area = page.locator(".clipviz-prompt-prompts textarea")
+    assert area.is_visible(), "the prompt set A textarea is not visible: nobody can type prompts"
+    area.fill("\n".join(new))
     page.locator(".clipviz-prompt-apply").click()
     page.wait_for_function(
         """(names) => {
