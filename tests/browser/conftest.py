@@ -2,8 +2,8 @@
 
 Voila runs a notebook top to bottom without clicks and serves the widgets, which is all these
 tests need (JupyterLab would add a UI to drive before any widget shows). Every wait is bounded.
-The tests skip, saying why, where /usr/bin/chromium or Python playwright is missing; CI installs
-both. Screenshots land in ``artifacts/screenshots/`` (gitignored) for a person to look at.
+The tests skip, saying why, where /usr/bin/chromium (or $CLIPVIZ_CHROMIUM) or Python playwright
+is missing; CI installs both. Screenshots land in ``artifacts/screenshots/`` (gitignored) for a person to look at.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CLIPVIZ_CHROMIUM", "/usr/bin/chromium")  # the system one
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
