@@ -24,20 +24,16 @@ def _small():
     return view, sim, ids
 
 
-def _click(view, row: int, col: int) -> None:
-    """A heatmap click as plotly's front end reports it: pointNumber = [row, column]."""
+def _point_event(view, name: str, row: int, col: int) -> None:
+    """A heatmap click/hover as the page reports it: index = [row, column], x/y = names."""
     trace = view.figure.data[0]
-    view.figure._js2py_pointsCallback = {
-        "event_type": "plotly_click",
-        "points": {
-            "trace_indexes": [0],
-            "point_indexes": [[row, col]],
-            "xs": [trace.x[col]],
-            "ys": [trace.y[row]],
-        },
-        "device_state": {"alt": False, "ctrl": False, "meta": False, "shift": False},
-        "selector": None,
-    }
+    point = {"trace": 0, "index": [row, col], "x": trace.x[col], "y": trace.y[row]}
+    content = {"type": "event", "event": name, "points": [point], "groups": []}
+    view.figure._handle_custom_msg(content, [])
+
+
+def _click(view, row: int, col: int) -> None:
+    _point_event(view, "plotly_click", row, col)
 
 
 def test_order_by_label_predicted_and_input():
@@ -58,8 +54,9 @@ def test_late_views_get_the_current_heatmap():
     view.order = "input"
     view.selection = ["img2"]
     state = view.figure.get_state()
-    assert list(state["_widget_data"][0]["y"]) == ids
-    assert state["_widget_layout"]["shapes"][0]["y0"] == 1.5
+    assert list(state["_data"][0]["y"]) == ids
+    assert state["_layout"]["shapes"][0]["y0"] == 1.5
+    assert state["_data"][0]["z"]["dtype"] == "float32"  # binary rows, not JSON numbers
 
 
 def test_missing_labels_fall_back_and_say_so():
@@ -78,34 +75,23 @@ def test_click_selects_the_image_of_that_row_in_the_current_order():
     assert view.click == ("img0", "a square")
     assert reported == [["img0"]]
     shapes = view.figure.layout.shapes
-    assert len(shapes) == 1 and (shapes[0].y0, shapes[0].y1) == (2.5, 3.5)
+    assert len(shapes) == 1 and (shapes[0]["y0"], shapes[0]["y1"]) == (2.5, 3.5)
 
 
 def test_selection_from_python_outlines_rows_merging_runs():
     view, _, _ = _small()
     view.selection = ["img1", "img3", "img2", "unknown"]  # label order rows 0, 1 and 4
-    spans = sorted((s.y0, s.y1) for s in view.figure.layout.shapes)
+    spans = sorted((s["y0"], s["y1"]) for s in view.figure.layout.shapes)
     assert spans == [(-0.5, 1.5), (3.5, 4.5)]
     view.selection = []
-    assert view.figure.layout.shapes == ()
+    assert view.figure.layout.shapes == []
 
 
 def test_hover_reports_image_prompt_and_value():
     view, sim, _ = _small()
     view.widget  # noqa: B018 - builds the hover panel
     view.set_thumbnails([b"\xff\xd8\xff\xe0jpeg"] * 5)
-    trace = view.figure.data[0]
-    view.figure._js2py_pointsCallback = {
-        "event_type": "plotly_hover",
-        "points": {
-            "trace_indexes": [0],
-            "point_indexes": [[0, 2]],
-            "xs": [trace.x[2]],
-            "ys": ["img1"],
-        },
-        "device_state": None,
-        "selector": None,
-    }
+    _point_event(view, "plotly_hover", 0, 2)  # label order row 0 = img1
     assert view.hover == "img1"
     caption = view._panel.caption.value
     assert f"cosine: {sim[1, 2]:.3f}" in caption

@@ -23,31 +23,27 @@ def _data(n: int = 6, seed: int = 0):
     return rng.normal(size=(n, 2)), ids, labels
 
 
-def _trace_messages(fig):
-    """Collect the Python -> browser plotly messages (restyle/update/relayout) a block sends."""
+def _sent(fig):
+    """Collect the decoded messages the figure sends to the page while a block runs."""
     seen: list[dict] = []
+    original = fig.send
 
-    def keep(change):
-        if change["new"] is not None:
-            seen.append(change["new"])
+    def keep(content, buffers=None):
+        seen.append(content)
+        return original(content, buffers)
 
-    fig.observe(keep, names=["_py2js_restyle", "_py2js_update", "_py2js_relayout"])
+    fig.send = keep
     return seen
 
 
-def _points_event(fig, event_type: str, indexes: list[int], trace: int = 0, **extra) -> None:
-    """Deliver a browser event exactly as plotly's front end does (the _js2py_pointsCallback trait)."""
-    fig._js2py_pointsCallback = {
-        "event_type": event_type,
-        "points": {
-            "trace_indexes": [trace] * len(indexes),
-            "point_indexes": indexes,
-            "xs": [0.0] * len(indexes),
-            "ys": [0.0] * len(indexes),
-        },
-        "device_state": None,
-        "selector": extra.get("selector"),
-    }
+def _event(fig, name: str, selected: dict[int, list[int]] | None = None, points=None) -> None:
+    """Deliver a page event exactly as the comm does (custom message content + int32 buffers)."""
+    groups, buffers = [], []
+    for trace, rows in (selected or {}).items():
+        groups.append({"trace": trace, "buffer": len(buffers)})
+        buffers.append(memoryview(np.asarray(rows, np.int32).tobytes()))
+    content = {"type": "event", "event": name, "groups": groups, "points": points or []}
+    fig._handle_custom_msg(content, buffers)
 
 
 def _built_map(n: int = 6) -> tuple[EmbeddingMap, list[str], list[str]]:
@@ -86,11 +82,11 @@ def test_late_views_get_the_current_figure_state():
     view.update_prompts(np.array([[7.0, 8.0]]), ["late prompt"])
     view.selection = [view._ids[2]]
     state = view.figure.get_state()
-    images, prompts = state["_widget_data"]
+    images, prompts = state["_data"]
     assert list(prompts["text"]) == ["late prompt"]
     selected = images["selectedpoints"]  # serialized as a binary buffer
     assert np.frombuffer(selected["buffer"], dtype=selected["dtype"]).tolist() == [2]
-    assert state["_widget_layout"]["dragmode"] == "lasso"
+    assert state["_layout"]["dragmode"] == "lasso"
 
 
 def test_position_update_sends_only_binary_xy_under_12_bytes_per_point():
@@ -117,12 +113,12 @@ def test_update_prompts_touches_only_the_prompt_trace():
     view, _, _ = _built_map()
     fig = view.figure
     before_x = fig.data[0].x.copy()
-    msgs = _trace_messages(fig)
+    msgs = _sent(fig)
     view.update_prompts(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]), ["circle", "square", "new"])
-    assert msgs, "the prompt update sent nothing"
-    for msg in msgs:
-        traces = msg.get("style_traces", msg.get("restyle_traces"))
-        assert traces == [1], msg
+    assert len(msgs) == 1, "one prompt edit, one message"
+    assert msgs[0]["type"] == "update" and list(msgs[0]["traces"]) == ["1"]
+    assert "layout" not in msgs[0]
+    assert msgs[0]["traces"]["1"]["text"] == ["circle", "square", "new"]
     assert list(fig.data[1].text) == ["circle", "square", "new"]
     np.testing.assert_array_equal(fig.data[0].x, before_x)
 
@@ -131,47 +127,41 @@ def test_selection_from_python_highlights_without_echo():
     view, ids, _ = _built_map()
     reported = []
     view.observe(lambda c: reported.append(c["new"]), names="selection")
+    msgs = _sent(view.figure)
     view.selection = [ids[4], ids[2], "not-in-this-map"]
     assert sorted(view.figure.data[0].selectedpoints) == [2, 4]
     assert reported == [[ids[4], ids[2], "not-in-this-map"]]  # one change, no loop
+    assert len(msgs) == 1 and list(msgs[0]["traces"]) == ["0"]
+    assert msgs[0]["traces"]["0"]["selectedpoints"]["dtype"] == "int32"  # binary, not JSON
     view.selection = []
     assert view.figure.data[0].selectedpoints is None  # cleared, not "nothing selected"
+    assert msgs[-1]["traces"]["0"]["selectedpoints"] is None
 
 
 def test_lasso_in_the_figure_sets_selection_ids_and_is_not_sent_back():
     view, ids, _ = _built_map()
     fig = view.figure
-    msgs = _trace_messages(fig)
-    lasso = {"type": "lasso", "selector_state": {"xs": [0, 1, 1], "ys": [0, 0, 1]}}
-    _points_event(fig, "plotly_selected", [1, 3], selector=lasso)
+    msgs = _sent(fig)
+    rev = fig._rev
+    # plotly marks every selectable trace: images 1 and 3, no prompt
+    _event(fig, "plotly_selected", {0: [1, 3], 1: []})
     assert view.selection == [ids[1], ids[3]]
-    # plotly itself re-sends the figure's selectedpoints once (to sync other views of the same
-    # figure); the view must not add a second restyle for the selection it just received.
-    to_images = [
-        m
-        for m in msgs
-        if "selectedpoints" in m.get("restyle_data", {}) and m["restyle_traces"] == [0]
-    ]
-    assert len(to_images) == 1 and to_images[0]["restyle_data"]["selectedpoints"] == [[1, 3]]
-    _points_event(fig, "plotly_deselect", [])
+    assert msgs == [] and fig._rev == rev  # the page already shows it: nothing sent back
+    # ... but the figure state records it, so a view that connects later shows it too
+    assert fig.data[0].selectedpoints.tolist() == [1, 3]
+    _event(fig, "plotly_deselect")
     assert view.selection == []
+    assert fig.data[0].selectedpoints is None and fig.data[1].selectedpoints is None
+    assert msgs == []
 
 
 def test_box_selection_ignores_prompt_points():
     view, ids, _ = _built_map()
-    box = {"type": "box", "selector_state": {"xrange": [0, 1], "yrange": [0, 1]}}
-    view.figure._js2py_pointsCallback = {
-        "event_type": "plotly_selected",
-        "points": {
-            "trace_indexes": [0, 1, 0],
-            "point_indexes": [5, 0, 0],
-            "xs": [0, 0, 0],
-            "ys": [0, 0, 0],
-        },
-        "device_state": None,
-        "selector": box,
-    }
+    _event(view.figure, "plotly_selected", {0: [5, 0], 1: [0]})
     assert sorted(view.selection) == sorted([ids[0], ids[5]])
+    # a later Python-side selection clears the prompts' selection state (never dimmed)
+    view.selection = [ids[2]]
+    assert view.figure.data[1].selectedpoints is None
 
 
 def test_hover_shows_thumbnail_and_escaped_caption():
@@ -179,13 +169,15 @@ def test_hover_shows_thumbnail_and_escaped_caption():
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 10
     webp = b"RIFF\x00\x00\x00\x00WEBPVP8 "
     view.set_thumbnails([png] * 5 + [webp])
-    _points_event(view.figure, "plotly_hover", [1])
+    _event(view.figure, "plotly_hover", points=[{"trace": 0, "index": 1, "x": 0.1, "y": 0.2}])
     assert view.hover == ids[1]
     assert view._panel.image.value == png and view._panel.image.format == "png"
     caption = view._panel.caption.value
     assert "<img" not in caption and "&lt;img src=x onerror=alert(1)&gt;.png" in caption
-    _points_event(view.figure, "plotly_hover", [5])
+    _event(view.figure, "plotly_hover", points=[{"trace": 0, "index": 5, "x": 0, "y": 0}])
     assert view._panel.image.format == "webp"
+    _event(view.figure, "plotly_hover", points=[{"trace": 1, "index": 0, "x": 0, "y": 0}])
+    assert view.hover == ids[5]  # hovering a prompt star is not an image hover
     with pytest.raises(ValueError, match="got 2 thumbnails for 6 images"):
         view.set_thumbnails([png, png])
 
@@ -214,7 +206,7 @@ def test_color_by_switches_to_true_labels_and_back():
     # a class that disappears keeps its colour code but leaves the colour bar
     view.set_labels(["circle"] * len(labels))
     assert list(fig.data[0].marker.colorbar.ticktext) == ["circle"]
-    assert fig.data[0].marker.colorbar.tickvals == (view._colours.codes(["circle"])[0][0],)
+    assert fig.data[0].marker.colorbar.tickvals == [view._colours.codes(["circle"])[0][0]]
 
 
 def test_controls_are_linked_to_traits_and_method_label():

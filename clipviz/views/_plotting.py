@@ -3,13 +3,12 @@
 Private to ``clipviz.views``: input checks that turn bad arrays into readable errors, the
 thumbnail hover panel that plotly cannot draw itself, a stable label -> colour assignment, and
 ``record_messages``, which counts the bytes a widget sends to the browser (for benchmarks).
-Plotly and ipywidgets are imported inside functions so ``import clipviz.views`` stays light.
+The plot widget itself is ``clipviz.views._plotly_widget.PlotlyFigure``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,17 +23,6 @@ PALETTE = [
     "#FF97FF", "#FECB52", "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B",
     "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF",
 ]  # fmt: skip
-
-
-def require_plotly() -> Any:
-    """Import ``plotly.graph_objects``, or say how to install it."""
-    try:
-        import plotly.graph_objects as go
-    except ImportError as err:  # pragma: no cover - plotly is a core dependency
-        raise ImportError(
-            "clipviz's map, heatmap and metrics views need plotly: pip install 'plotly>=5.20'"
-        ) from err
-    return go
 
 
 def as_xy(xy: Any, name: str, n: int | None = None) -> np.ndarray:
@@ -155,42 +143,6 @@ def check_thumbnails(thumbnails: Sequence[bytes] | None, n: int) -> list[bytes] 
         if not isinstance(t, bytes | bytearray | memoryview):
             raise TypeError(f"thumbnail {i} must be encoded image bytes, got {type(t).__name__}")
     return [bytes(t) for t in thumbs]
-
-
-_FIGURE_CLASS: Any = None
-
-
-def figure_widget(*args: Any, **kwargs: Any) -> Any:
-    """A plotly FigureWidget whose state, whenever a front end asks for it, is the current figure.
-
-    FigureWidget sends edits as messages that only already-open views apply. A view that
-    connects later (Voila, a page reload, a figure shown inside a container, where plotly's own
-    ``_repr_mimebundle_`` never runs) builds itself from the ``_widget_data`` and
-    ``_widget_layout`` traits, which plotly fills once, at construction. Refreshing them inside
-    ``get_state`` costs nothing per edit and gives late views the figure as it is now.
-    """
-    global _FIGURE_CLASS
-    if _FIGURE_CLASS is None:
-        go = require_plotly()
-
-        class LiveFigureWidget(go.FigureWidget):
-            def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict:
-                keys = [key] if isinstance(key, str) else key
-                if keys is None or "_widget_data" in keys or "_widget_layout" in keys:
-                    keep_state_current(self)
-                return super().get_state(key=key, drop_defaults=drop_defaults)
-
-        _FIGURE_CLASS = LiveFigureWidget
-    return _FIGURE_CLASS(*args, **kwargs)
-
-
-def keep_state_current(fig: Any) -> None:
-    """Copy a FigureWidget's figure into its synced state traits without notifying anyone."""
-    if not hasattr(fig, "_layout_obj") or getattr(fig, "_data", None) is None:
-        return  # still inside the FigureWidget constructor, which fills the state itself
-    # Writing the stored values directly skips change notification: nothing is re-sent.
-    fig._trait_values["_widget_data"] = copy.deepcopy(fig._data)
-    fig._trait_values["_widget_layout"] = copy.deepcopy(fig._layout_obj._props)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """The joint embedding map: images and prompts as points in one 2-D plotly WebGL scatter.
 
-A traitlets state object; the widget (plotly FigureWidget + controls + hover thumbnail) is built
+A traitlets state object; the widget (``PlotlyFigure`` + controls + hover thumbnail) is built
 the first time ``.widget`` is read. Data arrives as numpy arrays and lists of str; coordinates
 and colour codes travel as binary float32 / uint8 buffers, and a position update re-sends only
 x and y (8 bytes per point). The view computes nothing: the Workbench observes ``center`` and
@@ -16,14 +16,13 @@ import numpy as np
 from traitlets import Bool, Enum, HasTraits, List, Unicode, observe
 
 from clipviz.views._html import escape, escape_all
+from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure, merge
 from clipviz.views._plotting import (
     ColourMap,
     HoverPanel,
     as_strings,
     as_xy,
     check_thumbnails,
-    figure_widget,
-    require_plotly,
 )
 
 _IMAGES, _PROMPTS = 0, 1  # trace indices in the figure
@@ -131,16 +130,17 @@ class EmbeddingMap(HasTraits):
             if prompt_xy is not None or prompts is not None:
                 self.update_prompts(prompt_xy, prompts or [])
             return
-        with self._fig.batch_update():
-            trace = self._fig.data[_IMAGES]
-            trace.x, trace.y = xy[:, 0], xy[:, 1]
+        fig = self._fig
+        with fig.batch():
+            props: dict[str, Any] = {"x": xy[:, 0], "y": xy[:, 1]}
             if not same_ids:
-                trace.hovertext = self._hover_text()
+                props["hovertext"] = self._hover_text()
+            fig.update_traces({_IMAGES: props})
             self._apply_colours()
             self._apply_selection()
-            self._fig.layout.uirevision = f"{self.method}/{self.center}"
-        if prompt_xy is not None or prompts is not None:
-            self.update_prompts(prompt_xy, prompts or [])
+            fig.update_layout(uirevision=f"{self.method}/{self.center}")
+            if prompt_xy is not None or prompts is not None:
+                self.update_prompts(prompt_xy, prompts or [])
 
     def update_prompts(self, prompt_xy: Any, prompts: Sequence[str]) -> None:
         """Replace the prompt markers only (the image trace is not touched or re-sent).
@@ -157,10 +157,8 @@ class EmbeddingMap(HasTraits):
             np.zeros((0, 2)) if prompt_xy is None else prompt_xy, "prompt_xy", len(texts)
         )
         self._prompts = texts
-        if self._fig is None:
-            return
-        with self._fig.batch_update():
-            self._fig.data[_PROMPTS].update(self._prompt_trace_props())
+        if self._fig is not None:
+            self._fig.update_traces({_PROMPTS: self._prompt_trace_props()})
 
     def set_labels(
         self, labels: Sequence[str] | None, *, true_labels: Sequence[str] | None = None
@@ -177,12 +175,8 @@ class EmbeddingMap(HasTraits):
         self._predicted = as_strings(labels, "labels", len(self._ids))
         if true_labels is not None:
             self._true = as_strings(true_labels, "true_labels", len(self._ids))
-        if self._fig is None:
-            return
-        with self._fig.batch_update():
-            self._apply_colours()
-            if len(self._ids) <= self.hover_label_limit:
-                self._fig.data[_IMAGES].hovertext = self._hover_text()
+        if self._fig is not None:
+            self._recolour()
 
     def set_thumbnails(self, thumbnails: Sequence[bytes] | None) -> None:
         """Encoded thumbnails (webp/jpeg/png bytes), one per image, shown on hover."""
@@ -190,8 +184,8 @@ class EmbeddingMap(HasTraits):
 
     # ------------------------------------------------------------------ widget
     @property
-    def figure(self) -> Any:
-        """The plotly FigureWidget (built on first access)."""
+    def figure(self) -> PlotlyFigure:
+        """The plot widget (``PlotlyFigure``, built on first access)."""
         if self._fig is None:
             self._fig = self._build_figure()
         return self._fig
@@ -219,49 +213,50 @@ class EmbeddingMap(HasTraits):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
-    def _build_figure(self) -> Any:
-        go = require_plotly()
-        images = go.Scattergl(
-            x=self._xy[:, 0],
-            y=self._xy[:, 1],
-            mode="markers",
-            name="images",
-            hovertext=self._hover_text(),
-            hoverinfo="text",
-            marker={"size": 6, "cmin": -0.5, "cmax": 0.5, "colorscale": ColourMap.colourscale(1)},
-            selected={"marker": {"opacity": 1.0}},
-            unselected={"marker": {"opacity": 0.12}},
-        )
-        prompts = go.Scatter(
-            mode="markers+text",
-            name="prompts",
-            hoverinfo="text",
-            textposition="top center",
-            marker={"symbol": "star", "size": 15, "line": {"width": 1, "color": "#222"}},
-            textfont={"color": "#222222"},
+    def _build_figure(self) -> PlotlyFigure:
+        images = {
+            "type": "scattergl",
+            "x": self._xy[:, 0],
+            "y": self._xy[:, 1],
+            "mode": "markers",
+            "name": "images",
+            "hovertext": self._hover_text(),
+            "hoverinfo": "text",
+            "marker": {"size": 6},
+            "selected": {"marker": {"opacity": 1.0}},
+            "unselected": {"marker": {"opacity": 0.12}},
+        }
+        prompts = {
+            "type": "scatter",
+            "mode": "markers+text",
+            "name": "prompts",
+            "hoverinfo": "text",
+            "textposition": "top center",
+            "marker": {"symbol": "star", "size": 15, "line": {"width": 1, "color": "#222"}},
+            "textfont": {"color": "#222222"},
             # plotly marks prompts "unselected" after any lasso: keep them fully visible
-            unselected={"marker": {"opacity": 1.0}, "textfont": {"color": "#222222"}},
-        )
-        fig = figure_widget(data=[images, prompts])
-        fig.update_layout(
-            height=self.height,
-            margin={"l": 10, "r": 10, "t": 10, "b": 10},
-            dragmode="lasso",
-            showlegend=False,
-            hovermode="closest",
-            uirevision=f"{self.method}/{self.center}",
-            xaxis={"showticklabels": False, "zeroline": False, "showgrid": False},
-            yaxis={"showticklabels": False, "zeroline": False, "showgrid": False},
-            plot_bgcolor="white",
-        )
-        self._fig = fig
-        with fig.batch_update():
-            self._apply_colours()
-            self._apply_selection()
-            fig.data[_PROMPTS].update(self._prompt_trace_props())
-        fig.data[_IMAGES].on_selection(self._on_figure_selection)
-        fig.data[_IMAGES].on_deselect(self._on_figure_deselect)
-        fig.data[_IMAGES].on_hover(self._on_figure_hover)
+            "unselected": {"marker": {"opacity": 1.0}, "textfont": {"color": "#222222"}},
+        }
+        layout = {
+            "height": self.height,
+            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+            "dragmode": "lasso",
+            "showlegend": False,
+            "hovermode": "closest",
+            "uirevision": f"{self.method}/{self.center}",
+            "xaxis": {"showticklabels": False, "zeroline": False, "showgrid": False},
+            "yaxis": {"showticklabels": False, "zeroline": False, "showgrid": False},
+            "plot_bgcolor": "white",
+        }
+        images["marker"].update(self._image_marker())
+        merge(prompts, self._prompt_trace_props())  # nested: keeps the marker symbol
+        rows = self._selected_rows()
+        if rows is not None:
+            images["selectedpoints"] = rows
+        fig = PlotlyFigure([images, prompts], layout)
+        fig.on_selection(self._on_figure_selection)
+        fig.on_deselect(self._on_figure_deselect)
+        fig.on_hover(self._on_figure_hover)
         return fig
 
     # ------------------------------------------------------------------ helpers
@@ -270,30 +265,43 @@ class EmbeddingMap(HasTraits):
             return self._true
         return self._predicted
 
-    def _apply_colours(self) -> None:
+    def _image_marker(self) -> dict[str, Any]:
+        """Marker properties colouring the images by the active labels."""
         labels = self._active_labels()
-        marker = self._fig.data[_IMAGES].marker
         if labels is None:
-            marker.color, marker.showscale = "#636EFA", False
-        else:
-            codes, names = self._colours.codes(labels)
-            k = len(names)
-            # Codes stay fixed per label across prompt edits; the colour bar lists present ones.
-            present = np.unique(codes).tolist()
-            marker.update(
-                color=codes,
-                cmin=-0.5,
-                cmax=k - 0.5,
-                colorscale=ColourMap.colourscale(k),
-                showscale=len(present) <= _MAX_COLOURBAR,
-                colorbar={
-                    "tickvals": present,
-                    "ticktext": escape_all(names[c] for c in present),
-                    "len": 0.9,
-                    "thickness": 12,
-                },
-            )
-        self._fig.data[_PROMPTS].marker.color = self._prompt_colours()
+            return {"color": "#636EFA", "showscale": False}
+        codes, names = self._colours.codes(labels)
+        k = len(names)
+        # Codes stay fixed per label across prompt edits; the colour bar lists present ones.
+        present = np.unique(codes).tolist()
+        return {
+            "color": codes,
+            "cmin": -0.5,
+            "cmax": k - 0.5,
+            "colorscale": ColourMap.colourscale(k),
+            "showscale": len(present) <= _MAX_COLOURBAR,
+            "colorbar": {
+                "tickvals": present,
+                "ticktext": escape_all(names[c] for c in present),
+                "len": 0.9,
+                "thickness": 12,
+            },
+        }
+
+    def _apply_colours(self) -> None:
+        self._fig.update_traces(
+            {
+                _IMAGES: {"marker": self._image_marker()},
+                _PROMPTS: {"marker": {"color": self._prompt_colours()}},
+            }
+        )
+
+    def _recolour(self) -> None:
+        """Colours (and hover labels, below the limit) after the labels or ``color_by`` change."""
+        with self._fig.batch():
+            self._apply_colours()
+            if len(self._ids) <= self.hover_label_limit:
+                self._fig.update_traces({_IMAGES: {"hovertext": self._hover_text()}})
 
     def _prompt_colours(self) -> list[str]:
         return [self._colours.colour(p) or "#222222" for p in self._prompts]
@@ -315,11 +323,20 @@ class EmbeddingMap(HasTraits):
             return ids
         return [f"{i}<br>{escape(label)}" for i, label in zip(ids, labels, strict=True)]
 
-    def _apply_selection(self) -> None:
+    def _selected_rows(self) -> np.ndarray | None:
         index = self._index
         rows = [index[i] for i in self.selection if i in index]
         # None clears plotly's highlighting; an empty array would dim every point.
-        self._fig.data[_IMAGES].selectedpoints = np.asarray(rows, np.int32) if rows else None
+        return np.asarray(rows, np.int32) if rows else None
+
+    def _apply_selection(self) -> None:
+        # Prompts lose any selection state a lasso gave them, so they are never dimmed.
+        self._fig.update_traces(
+            {
+                _IMAGES: {"selectedpoints": self._selected_rows()},
+                _PROMPTS: {"selectedpoints": None},
+            }
+        )
 
     def _method_text(self) -> str:
         shown = escape(self.method.upper()) if self.method else "no projection yet"
@@ -335,17 +352,13 @@ class EmbeddingMap(HasTraits):
     @observe("color_by")
     def _on_color_by(self, change: Any) -> None:
         if self._fig is not None:
-            with self._fig.batch_update():
-                self._apply_colours()
-                if len(self._ids) <= self.hover_label_limit:
-                    self._fig.data[_IMAGES].hovertext = self._hover_text()
+            self._recolour()
 
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
         # A selection made in this figure is already drawn there: do not send it back.
         if self._fig is not None and not self._from_figure:
-            with self._fig.batch_update():
-                self._apply_selection()
+            self._apply_selection()
 
     def _set_from_figure(self, ids: list[str]) -> None:
         self._from_figure = True
@@ -354,19 +367,18 @@ class EmbeddingMap(HasTraits):
         finally:
             self._from_figure = False
 
-    def _on_figure_selection(self, trace: Any, points: Any, selector: Any) -> None:
+    def _on_figure_selection(self, event: FigureEvent) -> None:
         ids = self._ids
-        self._set_from_figure([ids[i] for i in points.point_inds if 0 <= i < len(ids)])
+        self._set_from_figure([ids[i] for i in event.indices(_IMAGES) if 0 <= i < len(ids)])
 
-    def _on_figure_deselect(self, trace: Any, points: Any) -> None:
+    def _on_figure_deselect(self, event: FigureEvent) -> None:
         self._set_from_figure([])
 
-    def _on_figure_hover(self, trace: Any, points: Any, state: Any) -> None:
-        if not points.point_inds:
+    def _on_figure_hover(self, event: FigureEvent) -> None:
+        rows = [i for i in event.indices(_IMAGES) if isinstance(i, int)]
+        if not rows or not 0 <= rows[0] < len(self._ids):
             return
-        i = points.point_inds[0]
-        if not 0 <= i < len(self._ids):
-            return
+        i = rows[0]
         self.hover = self._ids[i]
         lines = [self._ids[i]]
         if self._predicted is not None:

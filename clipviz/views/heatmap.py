@@ -1,6 +1,6 @@
 """The similarity heatmap: images (rows) x prompts (columns) cosine similarity, in plotly.
 
-A traitlets state object whose FigureWidget is built on first use. Rows can be ordered by true
+A traitlets state object whose ``PlotlyFigure`` is built on first use. Rows can be ordered by true
 label, by predicted class or kept in input order. Above ``max_rows`` images, consecutive images
 of the same group are averaged into one row (the title says so), so 10k+ images stay a
 1,000-row heatmap that the browser draws at once; clicking such a row selects all its images.
@@ -16,14 +16,8 @@ import numpy as np
 from traitlets import Enum, HasTraits, List, Tuple, Unicode, observe
 
 from clipviz.views._html import escape, escape_all
-from clipviz.views._plotting import (
-    HoverPanel,
-    as_strings,
-    check_thumbnails,
-    figure_widget,
-    require_plotly,
-    unique_names,
-)
+from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
+from clipviz.views._plotting import HoverPanel, as_strings, check_thumbnails, unique_names
 
 _MAX_TICKS = 60  # more rows than this: no row tick labels (hover still names them)
 _MAX_MARKS = 50  # at most this many outlined runs of selected rows
@@ -136,23 +130,21 @@ class SimilarityHeatmap(HasTraits):
 
     # ------------------------------------------------------------------ widget
     @property
-    def figure(self) -> Any:
-        """The plotly FigureWidget (built on first access)."""
+    def figure(self) -> PlotlyFigure:
+        """The plot widget (``PlotlyFigure``, built on first access)."""
         if self._fig is None:
-            go = require_plotly()
-            fig = figure_widget(
-                data=[go.Heatmap(colorscale="Viridis", hoverongaps=False, colorbar={"len": 0.9})]
-            )
-            fig.update_layout(
-                height=self.height,
-                margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                yaxis={"autorange": "reversed", "type": "category"},
-                xaxis={"type": "category", "side": "top"},
-            )
-            self._fig = fig
+            trace = {"type": "heatmap", "colorscale": "Viridis", "hoverongaps": False}
+            trace["colorbar"] = {"len": 0.9}
+            layout = {
+                "height": self.height,
+                "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                "yaxis": {"autorange": "reversed", "type": "category"},
+                "xaxis": {"type": "category", "side": "top"},
+            }
+            self._fig = PlotlyFigure([trace], layout)
             self._redraw()
-            fig.data[0].on_click(self._on_figure_click)
-            fig.data[0].on_hover(self._on_figure_hover)
+            self._fig.on_click(self._on_figure_click)
+            self._fig.on_hover(self._on_figure_hover)
         return self._fig
 
     @property
@@ -220,21 +212,22 @@ class SimilarityHeatmap(HasTraits):
         if self._fig is None:
             return
         rows = self._rows
-        # 2-D arrays go over the wire as JSON lists; 4 decimals keep each number short.
-        z = np.round(rows.z.astype(np.float64), 4)
-        with self._fig.batch_update():
-            trace = self._fig.data[0]
-            trace.update(
-                z=z,
-                x=unique_names(escape_all(self._prompts)),
-                y=rows.names,
-                hovertemplate="image: %{y}<br>prompt: %{x}<br>cosine: %{z:.3f}<extra></extra>",
+        z = rows.z.astype(np.float32)  # binary float32 rows, 4 bytes per cell
+        trace: dict[str, Any] = {
+            "z": z,
+            "x": unique_names(escape_all(self._prompts)),
+            "y": rows.names,
+            "hovertemplate": "image: %{y}<br>prompt: %{x}<br>cosine: %{z:.3f}<extra></extra>",
+        }
+        if z.size:
+            trace["zmin"], trace["zmax"] = float(z.min()), float(z.max())
+        title = escape(rows.note) + "cosine similarity, images × prompts"
+        with self._fig.batch():
+            self._fig.update_traces({0: trace})
+            self._fig.update_layout(
+                yaxis={"showticklabels": len(rows.names) <= _MAX_TICKS},
+                title={"text": title, "font": {"size": 12}},
             )
-            if z.size:
-                trace.zmin, trace.zmax = float(z.min()), float(z.max())
-            self._fig.layout.yaxis.showticklabels = len(rows.names) <= _MAX_TICKS
-            title = escape(rows.note) + "cosine similarity, images × prompts"
-            self._fig.layout.title = {"text": title, "font": {"size": 12}}
             self._mark_selection()
 
     def _mark_selection(self) -> None:
@@ -261,7 +254,7 @@ class SimilarityHeatmap(HasTraits):
             }
             for a, b in runs[:_MAX_MARKS]
         ]
-        self._fig.layout.shapes = shapes
+        self._fig.update_layout(shapes=shapes)
 
     @observe("order")
     def _on_order(self, change: Any) -> None:
@@ -271,29 +264,29 @@ class SimilarityHeatmap(HasTraits):
     def _on_selection(self, change: Any) -> None:
         # Outlines are layout shapes: drawing them raises no figure event, so no echo guard.
         if self._fig is not None:
-            with self._fig.batch_update():
-                self._mark_selection()
+            self._mark_selection()
 
     # ------------------------------------------------------------------ events
-    def _cell(self, points: Any) -> tuple[int, int] | None:
+    def _cell(self, event: FigureEvent) -> tuple[int, int] | None:
         """Row and column of the first point of a plotly heatmap event, or None."""
-        if not points.point_inds:
+        if not event.points:
             return None
-        ind = points.point_inds[0]
+        point = event.points[0]
+        ind = point.get("index")
         if isinstance(ind, list | tuple) and len(ind) == 2:
             r, c = int(ind[0]), int(ind[1])
         else:  # fall back on the category names plotly also reports
             try:
-                r = self._rows.names.index(points.ys[0])
-                c = unique_names(escape_all(self._prompts)).index(points.xs[0])
-            except (ValueError, IndexError):
+                r = self._rows.names.index(point.get("y"))
+                c = unique_names(escape_all(self._prompts)).index(point.get("x"))
+            except ValueError:
                 return None
         if 0 <= r < len(self._rows.members) and 0 <= c < len(self._prompts):
             return r, c
         return None
 
-    def _on_figure_click(self, trace: Any, points: Any, state: Any) -> None:
-        cell = self._cell(points)
+    def _on_figure_click(self, event: FigureEvent) -> None:
+        cell = self._cell(event)
         if cell is None:
             return
         r, c = cell
@@ -301,8 +294,8 @@ class SimilarityHeatmap(HasTraits):
         self.click = (ids[0], self._prompts[c])
         self.selection = ids
 
-    def _on_figure_hover(self, trace: Any, points: Any, state: Any) -> None:
-        cell = self._cell(points)
+    def _on_figure_hover(self, event: FigureEvent) -> None:
+        cell = self._cell(event)
         if cell is None:
             return
         r, c = cell

@@ -15,7 +15,8 @@ import numpy as np
 from traitlets import Enum, HasTraits, observe
 
 from clipviz.views._html import escape, escape_all
-from clipviz.views._plotting import figure_widget, require_plotly, unique_names
+from clipviz.views._plotly_widget import PlotlyFigure
+from clipviz.views._plotting import unique_names
 
 _SCALARS = (("acc1", "top-1 accuracy"), ("acc5", "top-5 accuracy"))
 _SCALARS += (("mean_per_class_recall", "mean per-class recall"),)
@@ -205,44 +206,46 @@ class MetricsPanel(HasTraits):
 
     def _draw_confusion(self) -> None:
         conf = self.confusion_matrix()
-        trace = self._fig.data[0]
+        fig = self._fig
         if conf is None:
-            trace.update(z=None, x=None, y=None, text=None)
-            self._fig.layout.title.text = "no confusion matrix"
+            with fig.batch():
+                fig.update_traces({0: {"z": None, "x": None, "y": None, "text": None}})
+                fig.update_layout(title={"text": "no confusion matrix"})
             return
         counts = conf.to_numpy().astype(np.int64)
-        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        share = (counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)).astype(np.float32)
         chosen = self._chosen()
         which = self.names[1] if chosen is self._b else self.names[0]
         cut = " (classes with most errors)" if len(conf.index) < len(chosen[2].index) else ""
-        trace.update(
-            z=np.round(share, 4),
-            x=unique_names(escape_all(conf.columns)),
-            y=unique_names(escape_all(conf.index)),
-            text=counts.astype(str),
-            texttemplate="%{text}" if counts.shape[0] <= 20 else None,
-            hovertemplate="true: %{y}<br>predicted: %{x}<br>%{text} images (%{z:.0%} of row)"
+        trace = {
+            "z": share,
+            "x": unique_names(escape_all(conf.columns)),
+            "y": unique_names(escape_all(conf.index)),
+            "text": counts.astype(str).tolist(),
+            "texttemplate": "%{text}" if counts.shape[0] <= 20 else None,
+            "hovertemplate": "true: %{y}<br>predicted: %{x}<br>%{text} images (%{z:.0%} of row)"
             "<extra></extra>",
-        )
+        }
         title = f"confusion, {escape(which)}{cut}: rows true, columns predicted"
-        self._fig.layout.title.text = title
+        with fig.batch():
+            fig.update_traces({0: trace})
+            fig.update_layout(title={"text": title})
 
     # ------------------------------------------------------------------ widget
     @property
-    def figure(self) -> Any:
-        """The confusion-matrix FigureWidget (built on first access)."""
+    def figure(self) -> PlotlyFigure:
+        """The confusion-matrix plot widget (``PlotlyFigure``, built on first access)."""
         if self._fig is None:
-            go = require_plotly()
-            self._fig = figure_widget(data=[go.Heatmap(colorscale="Blues", zmin=0, zmax=1)])
-            self._fig.update_layout(
-                height=self.height,
-                margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                yaxis={"autorange": "reversed", "type": "category", "title": "true"},
-                xaxis={"type": "category", "title": "predicted"},
-                title={"font": {"size": 12}},
-            )
-            with self._fig.batch_update():
-                self._draw_confusion()
+            trace = {"type": "heatmap", "colorscale": "Blues", "zmin": 0, "zmax": 1}
+            layout = {
+                "height": self.height,
+                "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                "yaxis": {"autorange": "reversed", "type": "category", "title": "true"},
+                "xaxis": {"type": "category", "title": "predicted"},
+                "title": {"font": {"size": 12}},
+            }
+            self._fig = PlotlyFigure([trace], layout)
+            self._draw_confusion()
         return self._fig
 
     @property
@@ -284,11 +287,9 @@ class MetricsPanel(HasTraits):
                 self._toggle.value = chosen
             self._toggle.layout.display = "" if self._b else "none"
         if self._fig is not None:
-            with self._fig.batch_update():
-                self._draw_confusion()
+            self._draw_confusion()
 
     @observe("confusion_of")
     def _on_confusion_of(self, change: Any) -> None:
         if self._fig is not None:
-            with self._fig.batch_update():
-                self._draw_confusion()
+            self._draw_confusion()

@@ -1,0 +1,433 @@
+"""A small plotly.js widget whose Python -> browser updates we control (replaces go.FigureWidget).
+
+Plotly's own anywidget-based ``FigureWidget`` (plotly 7) draws once and then, in JupyterLab 4 and
+Voila, often ignores edits made from Python. ``PlotlyFigure`` keeps the figure as plain dicts
+(``data``: one dict per trace, ``layout``) and sends each change as one custom message with only
+the changed properties; numpy arrays travel as binary buffers (``{"dtype", "shape", "buffer"}``).
+The browser applies the same merge rules and redraws with ``Plotly.react``. Every message carries
+a revision number: a view that missed one asks for the whole figure again.
+
+plotly.js itself (the copy shipped in the plotly Python package, no network) is held once per
+kernel by ``_PlotlyLibrary``; each figure refers to it, and the page evaluates it once.
+
+Merge rules (Python and JS alike): a dict merges into a dict, ``None`` deletes the key, anything
+else (arrays, lists, numbers, strings) replaces the value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets as t
+from ipywidgets import CallbackDispatcher, widget_serialization
+
+_MISSING = object()
+_EVENTS = ("plotly_selected", "plotly_deselect", "plotly_click", "plotly_hover")
+
+
+# ---------------------------------------------------------------------------- wire format
+def _array_spec(arr: np.ndarray, buffers: list[memoryview] | None) -> Any:
+    """An array as ``{"dtype", "shape", "buffer"}`` (buffer: memoryview, or its index in buffers)."""
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    elif arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:  # JS has no friendly int64 array
+        small = arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31)
+        arr = arr.astype(np.int32 if small else np.float64)
+    elif arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind not in "iuf":
+        return arr.tolist()  # strings and objects go as JSON
+    if arr.ndim > 2:
+        raise ValueError(f"plot arrays have 1 or 2 dimensions, got shape {arr.shape}")
+    view = memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+    if buffers is None:
+        buffer: Any = view
+    else:
+        buffers.append(view)
+        buffer = len(buffers) - 1
+    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "buffer": buffer}
+
+
+def encode(value: Any, buffers: list[memoryview] | None = None) -> Any:
+    """Copy of ``value`` that JSON can carry: numpy arrays become binary array specs."""
+    if isinstance(value, np.ndarray):
+        return _array_spec(value, buffers)
+    if isinstance(value, Mapping):
+        return {str(k): encode(v, buffers) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(v, buffers) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def diff(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of ``patch`` that would change ``current`` (so unchanged values are not re-sent)."""
+    out: dict[str, Any] = {}
+    for key, value in patch.items():
+        cur = current.get(key, _MISSING)
+        if value is None:
+            if cur is not _MISSING:
+                out[key] = None
+        elif isinstance(value, Mapping) and isinstance(cur, Mapping):
+            sub = diff(cur, value)
+            if sub:
+                out[key] = sub
+        elif cur is _MISSING or not _equal(cur, value):
+            out[key] = value
+    return out
+
+
+def _own(value: Any) -> Any:
+    """A private copy of a property value (arrays copied, dicts and lists deep-copied)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, Mapping):
+        return {str(k): _own(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_own(v) for v in value]
+    return copy.copy(value)
+
+
+def merge(target: dict[str, Any], patch: Mapping[str, Any], *, keep_none: bool = False) -> None:
+    """Apply ``patch`` to ``target`` in place (``keep_none``: store None instead of deleting)."""
+    for key, value in patch.items():
+        if value is None and not keep_none:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            merge(target[key], value, keep_none=keep_none)
+        else:
+            target[key] = _own(value)
+
+
+class Props:
+    """Read-only attribute access to figure state: ``fig.data[0].marker.color``.
+
+    Unset properties read as None, as in plotly. Edit through ``PlotlyFigure`` methods.
+    """
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_d", d)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._d.get(name)
+        return Props(value) if isinstance(value, Mapping) else value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"figure state is read-only here (tried to set {name!r}): use "
+            "PlotlyFigure.update_traces({index: {...}}) or update_layout({...})"
+        )
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._d
+
+    def __repr__(self) -> str:
+        return f"Props({sorted(self._d)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy of these properties as plain dicts."""
+        return _own(self._d)
+
+
+# ---------------------------------------------------------------------------- plotly.js, once
+class _PlotlyLibrary(anywidget.AnyWidget):
+    """Holds plotly.js (from the plotly package, offline) for every figure on the page."""
+
+    _esm = "export default {};"
+    source = t.Bytes().tag(sync=True)
+    version = t.Unicode().tag(sync=True)
+
+
+_LIBRARY: _PlotlyLibrary | None = None
+
+
+def plotly_library() -> _PlotlyLibrary:
+    """The kernel's one ``_PlotlyLibrary`` (made on first use; remade if it was closed)."""
+    global _LIBRARY
+    if _LIBRARY is None or _LIBRARY.comm is None:
+        import plotly
+        from plotly.offline import get_plotlyjs
+
+        _LIBRARY = _PlotlyLibrary(source=get_plotlyjs().encode(), version=plotly.__version__)
+    return _LIBRARY
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass
+class FigureEvent:
+    """A plotly.js event reported by the page.
+
+    Attributes
+    ----------
+    type : str
+        ``plotly_selected``, ``plotly_deselect``, ``plotly_click`` or ``plotly_hover``.
+    points : list of dict
+        Click/hover: ``{"trace": int, "index": int or [row, col], "x": ..., "y": ...}``.
+    selected : dict of int -> ndarray
+        Selection events: point indices per trace (every trace plotly marks, possibly empty).
+    selector : dict or None
+        The lasso/box geometry plotly reported, if any.
+    """
+
+    type: str
+    points: list[dict[str, Any]] = field(default_factory=list)
+    selected: dict[int, np.ndarray] = field(default_factory=dict)
+    selector: dict[str, Any] | None = None
+
+    def indices(self, trace: int) -> list[Any]:
+        """Point indices of one trace (selection, or the clicked/hovered points)."""
+        if trace in self.selected:
+            return self.selected[trace].tolist()
+        return [p["index"] for p in self.points if p.get("trace") == trace]
+
+
+def _decode_event(content: Mapping[str, Any], buffers: list[Any]) -> FigureEvent:
+    selected = {}
+    for group in content.get("groups") or []:
+        raw = buffers[int(group["buffer"])] if buffers else b""
+        selected[int(group["trace"])] = np.frombuffer(bytes(raw), dtype=np.int32).copy()
+    return FigureEvent(
+        type=str(content.get("event")),
+        points=list(content.get("points") or []),
+        selected=selected,
+        selector=content.get("selector"),
+    )
+
+
+# ---------------------------------------------------------------------------- the widget
+def _state_json(value: Any, widget: Any) -> Any:
+    return encode(value)
+
+
+class PlotlyFigure(anywidget.AnyWidget):
+    """A plotly.js figure as a widget: plain-dict state, diff messages, binary arrays.
+
+    Parameters
+    ----------
+    data : list of dict
+        One dict of plotly properties per trace (``{"type": "scattergl", "x": array, ...}``).
+    layout : dict, optional
+        Plotly layout properties.
+    config : dict, optional
+        Plotly config (``displaylogo`` is off by default).
+
+    Examples
+    --------
+    >>> fig = PlotlyFigure([{"type": "scatter", "x": np.arange(3.0), "y": np.zeros(3)}])
+    >>> with fig.batch():                                  # one message for both changes
+    ...     fig.update_traces({0: {"y": np.ones(3, np.float32)}})
+    ...     fig.update_layout(title="ones")
+    >>> fig.on_click(lambda event: print(event.points))    # doctest: +SKIP
+    """
+
+    _esm = Path(__file__).with_name("_plotly_widget.js")
+    _data = t.List(t.Dict()).tag(sync=True, to_json=_state_json)
+    _layout = t.Dict().tag(sync=True, to_json=_state_json)
+    _config = t.Dict().tag(sync=True)
+    _rev = t.Int(0).tag(sync=True)
+    _uid = t.Unicode().tag(sync=True)
+    _library = t.Instance(_PlotlyLibrary).tag(sync=True, **widget_serialization)
+
+    def __init__(
+        self,
+        data: list[Mapping[str, Any]] | None = None,
+        layout: Mapping[str, Any] | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        layout = _normalise_layout(layout or {})
+        template = _default_template()
+        if template and "template" not in layout:  # look as plotly.py figures do
+            layout["template"] = template
+        super().__init__(
+            _data=[_own(d) for d in data or []],
+            _layout=layout,
+            _config={"displaylogo": False, **(config or {})},
+            _uid=uuid.uuid4().hex,
+            _library=plotly_library(),
+            **kwargs,
+        )
+        self._depth = 0
+        self._pending: dict[str, Any] | None = None
+        self._handlers = {name: CallbackDispatcher() for name in _EVENTS}
+        self.on_msg(self._on_front_end_msg)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def data(self) -> tuple[Props, ...]:
+        """The traces, read-only (``fig.data[0].x``)."""
+        return tuple(Props(d) for d in self._data)
+
+    @property
+    def layout(self) -> Props:
+        """The layout, read-only (``fig.layout.title.text``)."""
+        return Props(self._layout)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figure as ``{"data": [...], "layout": {...}}`` (copies; arrays stay numpy)."""
+        return {"data": _own(self._data), "layout": _own(self._layout)}
+
+    to_plotly_json = to_dict
+
+    # ------------------------------------------------------------------ edits
+    def set_figure(
+        self, data: list[Mapping[str, Any]], layout: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace every trace (and the layout, when given): the page redraws from scratch."""
+        self._store("_data", [_own(d) for d in data])
+        if layout is not None:
+            self._store("_layout", _normalise_layout(layout))
+        with self.batch():
+            self._pending["figure"] = True
+
+    def update_traces(self, updates: Mapping[int, Mapping[str, Any]]) -> None:
+        """Merge properties into traces: ``{trace index: {prop: value}}``; only changes are sent."""
+        n = len(self._data)
+        with self.batch():
+            for index, props in updates.items():
+                i = int(index)
+                if not 0 <= i < n:
+                    raise IndexError(f"trace index {index} is out of range: the figure has {n}")
+                change = diff(self._data[i], props)
+                if change:
+                    merge(self._data[i], change)
+                    traces = self._pending.setdefault("traces", {})
+                    merge(traces.setdefault(str(i), {}), change, keep_none=True)
+
+    def update_layout(self, props: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Merge layout properties (plotly's ``title_text=`` style is accepted and checked)."""
+        change = diff(self._layout, _normalise_layout({**(props or {}), **kwargs}))
+        if change:
+            with self.batch():
+                merge(self._layout, change)
+                merge(self._pending.setdefault("layout", {}), change, keep_none=True)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect the edits made inside the block into one message to the page."""
+        if self._depth == 0:
+            self._pending = {}
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                pending, self._pending = self._pending, None
+                if pending:
+                    self._flush(pending)
+
+    batch_update = batch  # the plotly FigureWidget name
+
+    def _flush(self, pending: dict[str, Any]) -> None:
+        self._store("_rev", self._rev + 1)
+        if pending.get("figure"):
+            self._send_figure()
+            return
+        buffers: list[memoryview] = []
+        msg = {"type": "update", "rev": self._rev}
+        for key in ("traces", "layout"):
+            if key in pending:
+                msg[key] = encode(pending[key], buffers)
+        self.send(msg, buffers)
+
+    def _send_figure(self) -> None:
+        buffers: list[memoryview] = []
+        msg = {"type": "figure", "rev": self._rev}
+        msg["data"], msg["layout"] = encode(self._data, buffers), encode(self._layout, buffers)
+        self.send(msg, buffers)
+
+    def _store(self, name: str, value: Any) -> None:
+        # The page learns about changes through diff messages; the trait only has to hold the
+        # whole figure for views that connect later (reloads, Voila), so no state sync here.
+        self._trait_values[name] = value
+
+    # ------------------------------------------------------------------ events
+    def on_selection(self, callback: Callable[[FigureEvent], Any], remove: bool = False) -> None:
+        """Call ``callback(event)`` after a lasso/box selection in the page."""
+        self._handlers["plotly_selected"].register_callback(callback, remove=remove)
+
+    def on_deselect(self, callback: Callable[[FigureEvent], Any], remove: bool = False) -> None:
+        """Call ``callback(event)`` when the selection is cleared in the page (double click)."""
+        self._handlers["plotly_deselect"].register_callback(callback, remove=remove)
+
+    def on_click(self, callback: Callable[[FigureEvent], Any], remove: bool = False) -> None:
+        """Call ``callback(event)`` when a point or cell is clicked."""
+        self._handlers["plotly_click"].register_callback(callback, remove=remove)
+
+    def on_hover(self, callback: Callable[[FigureEvent], Any], remove: bool = False) -> None:
+        """Call ``callback(event)`` when the mouse moves onto a point or cell."""
+        self._handlers["plotly_hover"].register_callback(callback, remove=remove)
+
+    def _on_front_end_msg(self, _: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, Mapping):
+            return
+        if content.get("type") == "sync":
+            if content.get("rev") != self._rev:  # that view missed a message: send everything
+                self._send_figure()
+        elif content.get("type") == "event" and content.get("event") in self._handlers:
+            event = _decode_event(content, buffers)
+            if event.type in ("plotly_selected", "plotly_deselect"):
+                self._record_selection(event)
+            self._handlers[event.type](event)
+
+    def _record_selection(self, event: FigureEvent) -> None:
+        # The page already shows this selection: store it (for later views), do not send it.
+        for i, trace in enumerate(self._data):
+            if i in event.selected:
+                trace["selectedpoints"] = event.selected[i]
+            else:
+                trace.pop("selectedpoints", None)
+
+
+def _default_template() -> dict[str, Any] | None:
+    """plotly.py's current default template as plain dicts (about 7 kB), or None."""
+    import plotly.io as pio
+
+    name = pio.templates.default
+    return pio.templates[name].to_plotly_json() if name else None
+
+
+def _normalise_layout(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Check layout properties with plotly's validators (clear errors for typos; expands
+    ``title="x"`` and ``title_text="x"`` to ``{"title": {"text": "x"}}``). None values stay."""
+    if not props:
+        return {}
+    import plotly.graph_objects as go
+
+    keep = {k: v for k, v in props.items() if v is not None}
+    out = go.Layout(keep).to_plotly_json() if keep else {}
+    for key, value in keep.items():  # plotly drops empties, but shapes=[] must clear shapes
+        if isinstance(value, list | tuple | dict) and not value:
+            out.setdefault(key, _own(value))
+    out.update({k: None for k, v in props.items() if v is None})
+    return out
