@@ -50,14 +50,17 @@ def shapes_folder(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_embed_twice_second_run_all_from_cache(shapes_folder, tmp_path):
+def test_embed_twice_second_run_all_from_cache(shapes_folder, tmp_path, shapes_model):
     cache = tmp_path / "cache"
     first = _clipviz("embed", str(shapes_folder), "--cache", str(cache), "--batch-size", "3")
     assert first.returncode == 0, first.stderr
     assert _counts(first.stdout) == {"embedded": 8, "from cache": 0, "skipped": 1}
     assert "a/broken.png:" in first.stdout  # the skipped file, with its reason
     assert "embedding (clipviz-shapes)" in first.stderr  # the progress bar
-    assert any(cache.rglob("*.npz")), "the vectors were not written to the cache folder"
+    from clipviz.engine import EmbeddingCache
+
+    stored = EmbeddingCache(cache, shapes_model.info.key, shapes_model.info.dim).load()
+    assert len(stored) == 8, "the 8 vectors were not written to the --cache folder"
 
     second = _clipviz("embed", str(shapes_folder), "--cache", str(cache), "--no-progress")
     assert second.returncode == 0, second.stderr
