@@ -76,12 +76,20 @@ def _umap_row(img: np.ndarray, txt: np.ndarray, cache: Path, first: bool) -> dic
     return row
 
 
-def run(sizes: list[int], umap_sizes: list[int]) -> dict:
+def run(sizes: list[int], umap_sizes: list[int], path: Path) -> dict:
+    """Run every size, rewriting ``path`` after each one (a killed 50k run keeps the rest)."""
     t0 = time.perf_counter()
     import umap  # noqa: F401  (import cost reported on its own)
 
     import_s = time.perf_counter() - t0
-    rows = []
+    rows: list[dict] = []
+    result = {
+        "benchmark": "projection_speed",
+        "umap_import_s": round(import_s, 2),
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "complete": False,
+        "results": rows,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         first = True
         for n in sizes:
@@ -92,14 +100,12 @@ def run(sizes: list[int], umap_sizes: list[int]) -> dict:
                 row |= _umap_row(img, txt, Path(tmp), first)
                 first = False
             rows.append(row)
-            print(json.dumps(row))
-    return {
-        "benchmark": "projection_speed",
-        "umap_import_s": round(import_s, 2),
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()},
-        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-        "results": rows,
-    }
+            print(json.dumps(row), flush=True)
+            result["load_average_1min"] = round(os.getloadavg()[0], 2)
+            path.write_text(json.dumps(result, indent=2) + "\n")
+    result["complete"] = True
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def main() -> None:
@@ -110,10 +116,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    result = run(args.sizes, args.umap_sizes if args.umap_sizes is not None else args.sizes)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "projection_speed.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    run(args.sizes, args.umap_sizes if args.umap_sizes is not None else args.sizes, path)
     print(f"wrote {path}")
 
 

@@ -78,6 +78,8 @@ def test_umap_transform_places_copy_near_original(umap_map):
 
 def test_umap_cache_hit_and_knn_fallback(umap_map, monkeypatch):
     emb, prm, folder, proj = umap_map
+    same_process = project(emb, prm, "umap", n_neighbors=10, cache=folder)
+    assert same_process.from_cache and same_process._fit.reducer is not None  # memoised
     monkeypatch.setattr(projection_mod, "_REDUCERS", projection_mod.OrderedDict())  # new process
     hit = project(emb, prm, "umap", n_neighbors=10, cache=folder)
     assert hit.from_cache and hit.key == proj.key

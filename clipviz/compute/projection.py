@@ -7,6 +7,7 @@ umap-learn is imported lazily (it costs seconds of numba compilation on first us
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,8 +22,11 @@ from clipviz.compute.zeroshot import _check_compatible, _vectors
 
 METHODS = ("umap", "pca")
 _MIN_UMAP_POINTS = 5  # below this UMAP's spectral layout fails; PCA is used instead
-_REDUCERS: OrderedDict[str, Any] = OrderedDict()  # cache key -> fitted UMAP, this process only
-_MAX_REDUCERS = 4
+# cache key -> fitted UMAP, this process only (a disk-cache hit then still has a real transform);
+# each holds its training data and graph, so keep few. The workbench fits in a thread: lock.
+_REDUCERS: OrderedDict[str, Any] = OrderedDict()
+_MAX_REDUCERS = 2
+_REDUCERS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -218,7 +222,8 @@ def project(
         fit = _Fit(fit_vectors, stored["xy"], means, n_neighbors=params.get("n_neighbors", 15))
         if method == "pca":
             fit.pca = (stored["pca_mean"], stored["pca_components"])
-        fit.reducer = _REDUCERS.get(key)
+        with _REDUCERS_LOCK:
+            fit.reducer = _REDUCERS.get(key)
         return _result(fit, len(img), method, params, emb, prompts, key, from_cache=True)
     fit = _fit(method, fit_vectors, means, params)
     if folder is not None:
@@ -226,7 +231,7 @@ def project(
         if fit.pca is not None:
             arrays |= {"pca_mean": fit.pca[0], "pca_components": fit.pca[1]}
         pcache.save(folder, key, arrays)
-    if fit.reducer is not None:
+    if fit.reducer is not None and folder is not None:
         _remember(key, fit.reducer)
     return _result(fit, len(img), method, params, emb, prompts, key, from_cache=False)
 
@@ -354,10 +359,11 @@ def _preamble(method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _remember(key: str, reducer: Any) -> None:
-    _REDUCERS[key] = reducer
-    _REDUCERS.move_to_end(key)
-    while len(_REDUCERS) > _MAX_REDUCERS:
-        _REDUCERS.popitem(last=False)
+    with _REDUCERS_LOCK:
+        _REDUCERS[key] = reducer
+        _REDUCERS.move_to_end(key)
+        while len(_REDUCERS) > _MAX_REDUCERS:
+            _REDUCERS.popitem(last=False)
 
 
 def _result(
