@@ -144,6 +144,8 @@ PROBES = {
     "04_embedding_space": """{
         "gap": {k: {r: float(x) for r, x in v.items()} for k, v in gap.items()},
         "neighbours": [int(i) for i in idx], "extra_xy": extra_xy.tolist(),
+        "placement_raw": placement(raw_map).data.iloc[:, 0].mean(),
+        "placement_centred": placement(centred_map).data.iloc[:, 0].mean(),
         "hits": len(hits), "hit_ids": list(hits["id"]),
     }""",
     "05_train_your_own_clip": """{
@@ -215,6 +217,9 @@ def _check_space(nb, text, v):
     own, rand = "cos(image, its own caption)", "cos(image, a random caption)"
     assert raw[own] > raw[rand] and centred[own] > centred[rand]
     assert len(v["neighbours"]) == 7 and 0 not in v["neighbours"]  # the query is excluded
+    assert (
+        0 <= v["placement_raw"] <= 1 and v["placement_centred"] > 0.5
+    )  # prompts among their class
     assert len(v["extra_xy"]) == 2 and v["hits"] == len(set(v["hit_ids"])) == 7
 
 
