@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipviz.views._plotly_widget import PlotlyFigure, diff, encode, merge, plotly_library
+from clipviz.views._plotly_state import diff, encode, merge
+from clipviz.views._plotly_widget import PlotlyFigure, plotly_library
 
 
 def _fig() -> PlotlyFigure:
@@ -128,3 +129,25 @@ def test_mistakes_are_explained():
         match=r"read-only here \(tried to set .size.\): use PlotlyFigure.update_traces",
     ):
         fig.data[0].marker.size = 5
+
+
+def test_updates_from_two_threads_keep_consecutive_revisions():
+    # The Workbench moves the map from a UMAP worker thread while prompts change in the kernel.
+    import threading
+
+    fig = _fig()
+    sent = _capture(fig)
+
+    def edit(key: str) -> None:
+        for i in range(50):
+            with fig.batch():
+                fig.update_layout({key: {"text": str(i)}} if key == "title" else {key: 100 + i})
+                fig.update_traces({0: {"name": f"{key}{i}"}})
+
+    threads = [threading.Thread(target=edit, args=(k,)) for k in ("title", "height")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert [msg["rev"] for msg, _ in sent] == list(range(1, 101))
+    assert fig._rev == 100

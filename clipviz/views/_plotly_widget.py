@@ -10,14 +10,13 @@ a revision number: a view that missed one asks for the whole figure again.
 plotly.js itself (the copy shipped in the plotly Python package, no network) is held once per
 kernel by ``_PlotlyLibrary``; each figure refers to it, and the page evaluates it once.
 
-Merge rules (Python and JS alike): a dict merges into a dict, ``None`` deletes the key, anything
-else (arrays, lists, numbers, strings) replaces the value.
+The state format and the merge rules live in ``_plotly_state``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,132 +28,9 @@ import numpy as np
 import traitlets as t
 from ipywidgets import CallbackDispatcher, widget_serialization
 
-_MISSING = object()
+from clipviz.views._plotly_state import Props, diff, encode, merge, owned_copy
+
 _EVENTS = ("plotly_selected", "plotly_deselect", "plotly_click", "plotly_hover")
-
-
-# ---------------------------------------------------------------------------- wire format
-def _array_spec(arr: np.ndarray, buffers: list[memoryview] | None) -> Any:
-    """An array as ``{"dtype", "shape", "buffer"}`` (buffer: memoryview, or its index in buffers)."""
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    elif arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:  # JS has no friendly int64 array
-        small = arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31)
-        arr = arr.astype(np.int32 if small else np.float64)
-    elif arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind not in "iuf":
-        return arr.tolist()  # strings and objects go as JSON
-    if arr.ndim > 2:
-        raise ValueError(f"plot arrays have 1 or 2 dimensions, got shape {arr.shape}")
-    view = memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
-    if buffers is None:
-        buffer: Any = view
-    else:
-        buffers.append(view)
-        buffer = len(buffers) - 1
-    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "buffer": buffer}
-
-
-def encode(value: Any, buffers: list[memoryview] | None = None) -> Any:
-    """Copy of ``value`` that JSON can carry: numpy arrays become binary array specs."""
-    if isinstance(value, np.ndarray):
-        return _array_spec(value, buffers)
-    if isinstance(value, Mapping):
-        return {str(k): encode(v, buffers) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [encode(v, buffers) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
-            return False
-        return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
-def diff(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of ``patch`` that would change ``current`` (so unchanged values are not re-sent)."""
-    out: dict[str, Any] = {}
-    for key, value in patch.items():
-        cur = current.get(key, _MISSING)
-        if value is None:
-            if cur is not _MISSING:
-                out[key] = None
-        elif isinstance(value, Mapping) and isinstance(cur, Mapping):
-            sub = diff(cur, value)
-            if sub:
-                out[key] = sub
-        elif cur is _MISSING or not _equal(cur, value):
-            out[key] = value
-    return out
-
-
-def _own(value: Any) -> Any:
-    """A private copy of a property value (arrays copied, dicts and lists deep-copied)."""
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, Mapping):
-        return {str(k): _own(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_own(v) for v in value]
-    return copy.copy(value)
-
-
-def merge(target: dict[str, Any], patch: Mapping[str, Any], *, keep_none: bool = False) -> None:
-    """Apply ``patch`` to ``target`` in place (``keep_none``: store None instead of deleting)."""
-    for key, value in patch.items():
-        if value is None and not keep_none:
-            target.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            merge(target[key], value, keep_none=keep_none)
-        else:
-            target[key] = _own(value)
-
-
-class Props:
-    """Read-only attribute access to figure state: ``fig.data[0].marker.color``.
-
-    Unset properties read as None, as in plotly. Edit through ``PlotlyFigure`` methods.
-    """
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_d", d)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self[name]
-
-    def __getitem__(self, name: str) -> Any:
-        value = self._d.get(name)
-        return Props(value) if isinstance(value, Mapping) else value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(
-            f"figure state is read-only here (tried to set {name!r}): use "
-            "PlotlyFigure.update_traces({index: {...}}) or update_layout({...})"
-        )
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._d
-
-    def __repr__(self) -> str:
-        return f"Props({sorted(self._d)})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A deep copy of these properties as plain dicts."""
-        return _own(self._d)
 
 
 # ---------------------------------------------------------------------------- plotly.js, once
@@ -269,7 +145,7 @@ class PlotlyFigure(anywidget.AnyWidget):
         if template and "template" not in layout:  # look as plotly.py figures do
             layout["template"] = template
         super().__init__(
-            _data=[_own(d) for d in data or []],
+            _data=[owned_copy(d) for d in data or []],
             _layout=layout,
             _config={"displaylogo": False, **(config or {})},
             _uid=uuid.uuid4().hex,
@@ -278,6 +154,9 @@ class PlotlyFigure(anywidget.AnyWidget):
         )
         self._depth = 0
         self._pending: dict[str, Any] | None = None
+        # The Workbench updates the map from a UMAP worker thread too: one batch at a time, so
+        # revisions stay consecutive and a message never holds half of another thread's edit.
+        self._lock = threading.RLock()
         self._handlers = {name: CallbackDispatcher() for name in _EVENTS}
         self.on_msg(self._on_front_end_msg)
 
@@ -294,7 +173,7 @@ class PlotlyFigure(anywidget.AnyWidget):
 
     def to_dict(self) -> dict[str, Any]:
         """The figure as ``{"data": [...], "layout": {...}}`` (copies; arrays stay numpy)."""
-        return {"data": _own(self._data), "layout": _own(self._layout)}
+        return {"data": owned_copy(self._data), "layout": owned_copy(self._layout)}
 
     to_plotly_json = to_dict
 
@@ -303,7 +182,7 @@ class PlotlyFigure(anywidget.AnyWidget):
         self, data: list[Mapping[str, Any]], layout: Mapping[str, Any] | None = None
     ) -> None:
         """Replace every trace (and the layout, when given): the page redraws from scratch."""
-        self._store("_data", [_own(d) for d in data])
+        self._store("_data", [owned_copy(d) for d in data])
         if layout is not None:
             self._store("_layout", _normalise_layout(layout))
         with self.batch():
@@ -334,17 +213,18 @@ class PlotlyFigure(anywidget.AnyWidget):
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Collect the edits made inside the block into one message to the page."""
-        if self._depth == 0:
-            self._pending = {}
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
+        with self._lock:
             if self._depth == 0:
-                pending, self._pending = self._pending, None
-                if pending:
-                    self._flush(pending)
+                self._pending = {}
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    pending, self._pending = self._pending, None
+                    if pending:
+                        self._flush(pending)
 
     batch_update = batch  # the plotly FigureWidget name
 
@@ -392,12 +272,14 @@ class PlotlyFigure(anywidget.AnyWidget):
         if not isinstance(content, Mapping):
             return
         if content.get("type") == "sync":
-            if content.get("rev") != self._rev:  # that view missed a message: send everything
-                self._send_figure()
+            with self._lock:
+                if content.get("rev") != self._rev:  # that view missed a message: resend all
+                    self._send_figure()
         elif content.get("type") == "event" and content.get("event") in self._handlers:
             event = _decode_event(content, buffers)
             if event.type in ("plotly_selected", "plotly_deselect"):
-                self._record_selection(event)
+                with self._lock:
+                    self._record_selection(event)
             self._handlers[event.type](event)
 
     def _record_selection(self, event: FigureEvent) -> None:
@@ -428,6 +310,6 @@ def _normalise_layout(props: Mapping[str, Any]) -> dict[str, Any]:
     out = go.Layout(keep).to_plotly_json() if keep else {}
     for key, value in keep.items():  # plotly drops empties, but shapes=[] must clear shapes
         if isinstance(value, list | tuple | dict) and not value:
-            out.setdefault(key, _own(value))
+            out.setdefault(key, owned_copy(value))
     out.update({k: None for k, v in props.items() if v is None})
     return out

@@ -16,7 +16,8 @@ import numpy as np
 from traitlets import Bool, Enum, HasTraits, List, Unicode, observe
 
 from clipviz.views._html import escape, escape_all
-from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure, merge
+from clipviz.views._plotly_state import merge
+from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
 from clipviz.views._plotting import (
     ColourMap,
     HoverPanel,
