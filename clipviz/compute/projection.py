@@ -246,22 +246,22 @@ def _fit(method: str, x: np.ndarray, means: Any, params: dict[str, Any]) -> _Fit
 
 
 def _pca(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-2 principal axes (mean, (2, D) components) from the D x D covariance, signs stable.
+    """Top-2 principal axes: (mean (D,), components (2, D)), exact and sign-stable.
 
-    The covariance is X^T X - N m m^T: one symmetric product over the data and no centered
-    copy of it (for N >> D this beats an SVD of the N x D matrix; randomized subspace
-    iteration was measured slower here, QR of tall matrices dominating, and less exact).
+    sklearn's "covariance_eigh" solver (eigh of the D x D covariance, no centered copy)
+    measured 2-4x faster than a hand-written numpy covariance + eigh and than sklearn's "auto"
+    (which picks an approximate randomized solver for wide data).
     """
-    mean64 = x.mean(axis=0, dtype=np.float64)
-    cov = (x.T @ x).astype(np.float64) - len(x) * np.outer(mean64, mean64)
-    _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues
-    comps = vecs[:, ::-1][:, :2].T.copy()
-    if comps.shape[0] < 2:  # 1-D vectors: the second axis is empty
-        comps = np.vstack([comps, np.zeros_like(comps)])
-    # like sklearn's svd_flip: the largest-magnitude loading of each axis is positive
-    pivot = comps[np.arange(2), np.argmax(np.abs(comps), axis=1)]
-    comps *= np.where(pivot < 0, -1.0, 1.0)[:, None]
-    return mean64.astype(np.float32), comps.astype(np.float32)
+    from sklearn.decomposition import PCA  # lazily: sklearn import costs ~1 s
+
+    n_comp = min(2, *x.shape)
+    try:
+        pca = PCA(n_comp, svd_solver="covariance_eigh").fit(x)
+    except ValueError:  # scikit-learn < 1.5 has no covariance_eigh
+        pca = PCA(n_comp, svd_solver="full").fit(x)
+    comps = np.zeros((2, x.shape[1]), np.float32)
+    comps[:n_comp] = pca.components_  # signs already flipped by sklearn (svd_flip)
+    return pca.mean_.astype(np.float32), comps
 
 
 def _umap(x: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, Any]:
