@@ -37,7 +37,7 @@ from clipviz.train.export import export
 from clipviz.train.loop import build_model, lr_at, make_optimizer
 
 # The test suite sets CLIPVIZ_FAST=1 for a seconds-long run; the default is a real one (~4 min
-# on 2 CPU cores). More steps learn shape better: the bundled model took 1600 steps of 256.
+# on 2 CPU cores). More steps learn shape better: the bundled model took 1500 steps of 256.
 FAST = os.environ.get("CLIPVIZ_FAST") == "1"
 cfg = TrainConfig(
     steps=20 if FAST else 600,
@@ -261,11 +261,11 @@ for name, m in [("your model", mine), ("bundled model", bundled)]:
 pd.DataFrame(rows).T.style.format("{:.1%}")
 
 # %% [markdown]
-# To keep going: raise `steps` (the bundled model used 1600 steps of batch 256, about 20 minutes
+# To keep going: raise `steps` (the bundled model used 1500 steps of batch 256, about 20 minutes
 # on 2 cores), or run the full recipe with checkpoints and resume:
 #
 # ```bash
-# python -m clipviz.train --help
+# python -m clipviz.train --out runs/shapes --steps 1500 --seed 0   # see --help
 # ```
 #
 # and open your model in the workbench:
