@@ -112,3 +112,91 @@ def test_3_selection_in_the_page_reaches_python(page_rec):
     page_rec.shot("4_lasso")
     assert page_rec.dialogs == []
     assert not [e for e in page_rec.console_errors if "clipviz" in e], page_rec.console_errors
+
+
+# ---------------------------------------------------------------------------- JupyterLab
+@pytest.fixture(scope="module")
+def lab_url(tmp_path_factory):
+    """A JupyterLab server (isolated settings) on a copy of the notebook; yields its URL."""
+    pytest.importorskip("jupyterlab")
+    import os
+    import secrets
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import NOTEBOOKS, VoilaServer, _free_port
+
+    work = tmp_path_factory.mktemp("lab")
+    shutil.copy(NOTEBOOKS / "plotly_widget.ipynb", work)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):
+        env[name] = str(work / name.lower())
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"]
+    cmd += [f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"]
+    cmd += [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}"]
+    log = open(work / "lab.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    probe = VoilaServer.__new__(VoilaServer)  # reuse its bounded readiness poll
+    probe.port, probe.token, probe.proc, probe.log_path = port, token, proc, work / "lab.log"
+    try:
+        probe.wait_ready()
+        yield f"http://127.0.0.1:{port}/lab/tree/plotly_widget.ipynb?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_jupyterlab_updates_reach_the_page_and_a_reload_shows_the_current_figure(lab_url, browser):
+    from conftest import PageRecorder
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    rec = PageRecorder(context.new_page(), "plotly_widget_lab")
+    page = rec.page
+    try:
+        page.goto(lab_url, timeout=RENDER_TIMEOUT_MS)
+        page.locator(".jp-Notebook").first.wait_for(timeout=RENDER_TIMEOUT_MS)
+        # the status bar says "Idle" once the kernel has started
+        page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for(
+            timeout=RENDER_TIMEOUT_MS
+        )
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(
+                f"document.querySelectorAll('{GRAPHS} .main-svg').length >= 2",
+                timeout=RENDER_TIMEOUT_MS,
+            )
+        except Exception:
+            rec.shot("failed_render")
+            raise
+        assert page.evaluate("globalThis.__clipvizPlotlyLoads") == 1
+        page.locator(".pw-add").click()
+        _wait(page, "map.data[1].text.length === 3 && map.data[1].text[2] === arg", NEW_PROMPT)
+        page.locator(".pw-move").click()
+        _wait(page, "map.data[0].x[0] === 7")
+        _eval(page, "map.emit('plotly_selected', {points: [{curveNumber: 0, pointIndex: 9}]})")
+        page.locator(".pw-selection", has_text="img9").wait_for()
+        rec.shot("1_updated")
+        # Save (outputs keep the widget views) and reload: the widget manager rebuilds the
+        # models from the kernel, which must hand over the figure as it is now.
+        page.keyboard.press("Control+s")
+        page.wait_for_timeout(2000)
+        page.reload()
+        page.wait_for_function(
+            f"document.querySelectorAll('{GRAPHS} .main-svg').length >= 2",
+            timeout=RENDER_TIMEOUT_MS,
+        )
+        _wait(page, "map.data[1].text[2] === arg && map.data[0].x[0] === 7", NEW_PROMPT)
+        assert _eval(page, "Array.from(map.data[0].selectedpoints || [])") == [9]
+        rec.shot("2_reloaded")
+        assert rec.dialogs == []
+    finally:
+        context.close()
