@@ -209,8 +209,9 @@ print(
 # ## The map, organising
 #
 # Four moments of the run side by side. At initialisation the probe points are a shapeless cloud.
-# Colour is the easy signal: within the first steps the points sort into colour clusters. Shape
-# needs many more steps; as it is learned, markers of one shape gather inside each colour cluster.
+# Colour is the easier signal (a mean over pixels nearly gives it away), so points usually sort
+# into colour clusters first; shape needs more steps, and as it is learned, markers of one shape
+# gather together. The table says when each skill arrived in this run.
 
 # %%
 moments = sorted(snapshots)
@@ -235,6 +236,13 @@ grid.update_xaxes(showticklabels=False)
 grid.update_yaxes(showticklabels=False)
 grid.update_layout(height=300)
 grid.show()
+
+history = pd.DataFrame(evals, columns=["step", "shape acc", "colour acc"]).set_index("step")
+for skill in history.columns:
+    reached = history.index[history[skill] >= 0.9]
+    when = f"step {reached[0]}" if len(reached) else "not within this run"
+    print(f"{skill} first reached 90% at {when}")
+history.style.format("{:.0%}")
 
 # %% [markdown]
 # ## Use it in clipviz
