@@ -209,7 +209,6 @@ def project(
         )
         method = "pca"
     params = _params(method, center, seed, n_neighbors, min_dist, metric)
-    key = pcache.cache_key(_preamble(method, params), [img, txt])
     means = None
     if center:
         img_fit, txt_fit, means = _center(img, txt)
@@ -217,7 +216,10 @@ def project(
         img_fit, txt_fit = img, txt
     fit_vectors = np.vstack([img_fit, txt_fit])
     folder = pcache.resolve_dir(cache, cache_dir)
-    stored = pcache.load(folder, key) if folder is not None else None
+    key, stored = "", None
+    if folder is not None:  # hashing 100 MB of vectors costs ~0.3 s: only when caching
+        key = pcache.cache_key(_preamble(method, params), [img, txt])
+        stored = pcache.load(folder, key)
     if stored is not None and stored.get("xy", np.zeros(0)).shape == (len(fit_vectors), 2):
         fit = _Fit(fit_vectors, stored["xy"], means, n_neighbors=params.get("n_neighbors", 15))
         if method == "pca":
