@@ -250,9 +250,13 @@ async function render({ model, el }) {
   };
   const view = {
     redraw() {
-      if (queued) return; // several messages before the next draw: draw once
+      if (queued) return; // several messages before the next frame: draw once
       queued = true;
-      chain = chain.then(draw).catch((err) => console.error("clipviz plotly:", err));
+      // Wait a frame: the messages of one Python callback (prompts, then selection) then
+      // cost one Plotly.react, and hidden tabs draw when shown.
+      requestAnimationFrame(() => {
+        chain = chain.then(draw).catch((err) => console.error("clipviz plotly:", err));
+      });
     },
   };
   st.views.add(view);
