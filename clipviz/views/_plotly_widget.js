@@ -225,7 +225,7 @@ async function render({ model, el }) {
   gd.className = "clipviz-plotly";
   gd.style.width = "100%";
   el.style.flex = "1 1 auto"; // take the free width of an HBox (plotly autosizes to it)
-  el.style.minWidth = "0";
+  el.style.minWidth = "320px"; // side by side with another view, never squeezed to nothing
   el.appendChild(gd);
   let Plotly;
   try {
