@@ -19,7 +19,6 @@ import pytest
 from clipviz.engine.thumbnails import make_thumbnails
 from clipviz.views.grid import PredictionGrid
 
-CHROMIUM = "/usr/bin/chromium"
 XSS = "<img src=x onerror=alert(1)>.png"
 pytestmark = pytest.mark.browser
 
@@ -47,10 +46,8 @@ window.ready = true;
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    if not pathlib.Path(CHROMIUM).exists():
-        pytest.skip(f"needs chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def page(tmp_path_factory, browser):
+    # One playwright per process: the shared session ``browser`` (tests/browser/conftest.py).
     from clipviz.datasets import shapes
 
     images = shapes(12, seed=1).to_imageset("shape")
@@ -63,30 +60,26 @@ def page(tmp_path_factory):
     for key in ("thumbs", "thumb_offsets"):
         state[key] = base64.b64encode(state[key]).decode()
     folder = tmp_path_factory.mktemp("gridjs")
-    shutil.copy(pathlib.Path(__file__).parents[1] / "clipviz/views/grid.js", folder / "grid.js")
+    shutil.copy(pathlib.Path(__file__).parents[2] / "clipviz/views/grid.js", folder / "grid.js")
     (folder / "index.html").write_text(PAGE.replace("__STATE__", json.dumps(state)))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        pg = browser.new_page()
-        dialogs: list[str] = []
-        pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        # file:// blocks module imports; serve the folder through playwright's router instead.
-        pg.route(
-            "http://clipviz.test/**",
-            lambda route: route.fulfill(
-                path=str(folder / route.request.url.rsplit("/", 1)[-1]),
-                content_type="text/javascript"
-                if route.request.url.endswith(".js")
-                else "text/html",
-            ),
-        )
-        pg.goto("http://clipviz.test/index.html")
-        pg.wait_for_function("window.ready === true", timeout=10_000)
-        pg.dialogs, pg.errors, pg.ids = dialogs, errors, ids
-        yield pg
-        browser.close()
+    pg = browser.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # file:// blocks module imports; serve the folder through playwright's router instead.
+    pg.route(
+        "http://clipviz.test/**",
+        lambda route: route.fulfill(
+            path=str(folder / route.request.url.rsplit("/", 1)[-1]),
+            content_type="text/javascript" if route.request.url.endswith(".js") else "text/html",
+        ),
+    )
+    pg.goto("http://clipviz.test/index.html")
+    pg.wait_for_function("window.ready === true", timeout=10_000)
+    pg.dialogs, pg.errors, pg.ids = dialogs, errors, ids
+    yield pg
+    pg.close()
 
 
 def test_cells_render_with_images_and_labels(page):
