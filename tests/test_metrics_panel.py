@@ -125,3 +125,19 @@ def test_clear_and_bad_input():
     bad = dict(A, per_class=pd.DataFrame({"recall": [1.0]}, index=["x"]))
     with pytest.raises(ValueError, match="needs an 'accuracy' column"):
         panel.set_metrics(bad)
+
+
+def test_a_class_only_set_b_names_gets_b_support_and_renders():
+    # Set B names "blob", which A lacks: A's support is missing for it (a crash once: int(NaN)).
+    b = _metrics([1.0, 0.75, 0.5], [[4, 0, 0], [1, 3, 0], [0, 1, 1]], acc1=0.8)
+    b["per_class"] = pd.DataFrame(
+        {"n": [4, 4, 0], "accuracy": [1.0, 0.75, float("nan")]},
+        index=pd.Index(["circle", "square", "blob"], name="class"),
+    )
+    panel = MetricsPanel()
+    panel.set_metrics(A, b)
+    table = panel.per_class_table()
+    assert table.loc["blob", "n"] == 0  # B's count, not NaN
+    assert table.loc[EVIL, "n"] == 2  # only in A: A's count
+    html = panel.widget.children[1].value
+    assert "<td>blob</td><td>0</td>" in html

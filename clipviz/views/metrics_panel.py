@@ -63,6 +63,10 @@ def _pp(x: float) -> str:
     return "–" if x is None or math.isnan(x) else f"{100 * x:+.1f} pp"
 
 
+def _count(x: float) -> str:
+    return "–" if x is None or math.isnan(x) else str(int(x))
+
+
 class MetricsPanel(HasTraits):
     """Accuracy summary for one or two prompt sets, per-class differences and a confusion matrix.
 
@@ -148,6 +152,9 @@ class MetricsPanel(HasTraits):
         table = table.join(
             self._b[1]["accuracy"].astype(float).rename("b"), how="outer", sort=False
         )
+        if "n" in table and "n" in self._b[1].columns:
+            # a class that only set B names has no support count in A: take B's
+            table["n"] = table["n"].combine_first(self._b[1]["n"])
         table["difference"] = table["b"] - table["a"]
         return table.sort_values("difference", ascending=False, na_position="last")
 
@@ -178,7 +185,7 @@ class MetricsPanel(HasTraits):
         head += f"<th>{b}</th><th>{b} − {a}</th></tr>" if two else "</tr>"
         rows = []
         for name, row in zip(escape_all(table.index), table.itertuples(index=False), strict=True):
-            cells = f"<td>{name}</td>" + (f"<td>{int(row.n)}</td>" if "n" in table else "")
+            cells = f"<td>{name}</td>" + (f"<td>{_count(row.n)}</td>" if "n" in table else "")
             cells += f"<td>{_pct(row.a)}</td>"
             if two:
                 cells += f"<td>{_pct(row.b)}</td><td>{_pp(row.difference)}</td>"
