@@ -26,14 +26,19 @@ def build(wb: Any) -> Any:
         [views["prompts"].widget],
         layout=w.Layout(width="28%", min_width="220px", padding="0 8px 0 0"),
     ).add_class("clipviz-left")
-    plots = [views["map"].widget, views["heatmap"].widget]
+    # Stacked, each the full width of the column: side by side they were too narrow to read
+    # (cut row labels, hover panels over the plot) at common notebook widths.
+    plots = [
+        views["map"].widget.add_class("clipviz-map"),
+        views["heatmap"].widget.add_class("clipviz-heatmap"),
+    ]
     right_children = [
         views["search"].widget,
         views["grid"].widget,
-        w.HBox(plots, layout=w.Layout(width="100%")).add_class("clipviz-plots"),
+        w.VBox(plots, layout=w.Layout(width="100%")).add_class("clipviz-plots"),
     ]
     if "metrics" in views:
-        right_children.append(views["metrics"].widget)
+        right_children.append(views["metrics"].widget.add_class("clipviz-metrics"))
     right = w.VBox(right_children, layout=w.Layout(width="72%")).add_class("clipviz-right")
     return w.VBox(
         [w.HTML(_CSS), w.HBox([left, right]), status, wb.output],
