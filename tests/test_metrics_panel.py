@@ -141,3 +141,14 @@ def test_a_class_only_set_b_names_gets_b_support_and_renders():
     assert table.loc[EVIL, "n"] == 2  # only in A: A's count
     html = panel.widget.children[1].value
     assert "<td>blob</td><td>0</td>" in html
+
+
+def test_no_confusion_hides_the_figure_instead_of_an_empty_plot():
+    panel = MetricsPanel()
+    widget = panel.widget
+    box = widget.children[-1]
+    assert box.layout.display == "none"  # nothing to draw yet
+    panel.set_metrics(A)
+    assert box.layout.display == ""
+    panel.clear()
+    assert box.layout.display == "none"

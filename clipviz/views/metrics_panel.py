@@ -95,6 +95,7 @@ class MetricsPanel(HasTraits):
         self._fig: Any = None
         self._widget: Any = None
         self._summary_html: Any = None
+        self._figure_box: Any = None
         self._table_html: Any = None
         self._toggle: Any = None
 
@@ -214,6 +215,8 @@ class MetricsPanel(HasTraits):
     def _draw_confusion(self) -> None:
         conf = self.confusion_matrix()
         fig = self._fig
+        if self._figure_box is not None:  # no empty plot: the summary line says why
+            self._figure_box.layout.display = "none" if conf is None else ""
         if conf is None:
             with fig.batch():
                 fig.update_traces({0: {"z": None, "x": None, "y": None, "text": None}})
@@ -270,8 +273,10 @@ class MetricsPanel(HasTraits):
                 description="confusion of",
             )
             widgets.link((self, "confusion_of"), (self._toggle, "value"))
+            # The figure's own ``layout`` is plotly's, so CSS (hiding it) goes on a box around it.
+            self._figure_box = widgets.Box([self.figure]).add_class("clipviz-confusion")
             self._widget = widgets.VBox(
-                [self._summary_html, self._table_html, self._toggle, self.figure]
+                [self._summary_html, self._table_html, self._toggle, self._figure_box]
             )
             self._refresh()
         return self._widget
