@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from clipviz.app import Workbench
@@ -199,3 +200,14 @@ def test_without_labels_there_are_no_metrics_and_no_mistakes_filter(embeddings, 
     assert wb.predictions.classnames == ["circle", "a red thing"]
     assert wb.views["grid"].widget.has_labels is False
     assert wb.widget is not None and not wb.errors
+
+
+def test_gap_toggle_with_one_prompt_explains_and_keeps_the_map(shapes_set, model, embeddings):
+    wb = Workbench(
+        shapes_set, model, ["circle"], embeddings=embeddings, projection="pca", cache=False, k=1
+    )
+    before = np.array(wb.views["map"]._xy, copy=True)
+    wb.views["map"].center = True
+    assert "at least 2 prompts" in wb.status
+    assert not wb.errors
+    np.testing.assert_array_equal(wb.views["map"]._xy, before)

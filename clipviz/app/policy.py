@@ -202,6 +202,13 @@ def refit_map(wb: Any) -> None:
     """Fit the map (PCA now, UMAP in the background) with the current modality-gap setting."""
     with wb._lock:
         center = bool(wb.views["map"].center)
+        if center and len(wb.prompt_embeddings.classnames) < 2:
+            # centering needs a prompt mean from >= 2 vectors; keep the current map instead
+            wb.set_status(
+                "Remove modality gap needs at least 2 prompts; add a prompt to use it "
+                "(the map is unchanged)."
+            )
+            return
         proj = wb._projector.fit(wb.embeddings.vectors, wb.prompt_embeddings.vectors, center=center)
         show_projection(wb, proj)
 
