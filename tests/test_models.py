@@ -112,7 +112,24 @@ def test_bf16_on_cpu_encodes(shapes_model):
     assert v.dtype == np.float32
     ref = shapes_model.encode_texts(["a red circle"])
     assert float(v[0] @ ref[0]) > 0.95  # same model, lower precision
-    assert m.key == shapes_model.key  # precision does not change the vector space
+    assert m.key != shapes_model.key  # bf16 vectors differ: their own key, their own cache
+
+
+def test_cache_never_hands_one_precision_the_others_vectors(shapes_model, tmp_path):
+    from clipviz.datasets import shapes
+    from clipviz.engine import embed_images
+
+    images = shapes(8, seed=5).to_imageset(label="shape")
+    bf16 = M.load_model("clipviz-shapes", device="cpu", precision="bf16")
+    fresh_bf16 = embed_images(bf16, images, cache=False, progress=False).vectors
+    fp32 = embed_images(shapes_model, images, cache=tmp_path, progress=False).vectors
+    cached_bf16 = embed_images(bf16, images, cache=tmp_path, progress=False).vectors
+    again_fp32 = embed_images(shapes_model, images, cache=tmp_path, progress=False).vectors
+    # the cache stores fp16: "the same vectors" means within its rounding (< 1.3e-4 here, all
+    # entries below 0.5), while bf16 and fp32 differ by more than 1e-3
+    assert np.abs(fp32 - fresh_bf16).max() > 1e-3
+    np.testing.assert_allclose(cached_bf16, fresh_bf16, atol=2.5e-4)
+    np.testing.assert_array_equal(again_fp32, fp32)
 
 
 def test_local_safetensors_and_pt_files(arch, bundled_files, tmp_path, shapes_model):

@@ -26,7 +26,7 @@ class ClipModel:
     Attributes
     ----------
     info : ModelInfo
-        ``key`` (identity of the vector space), ``name``, ``logit_scale``, ``dim``.
+        ``key`` (identity of the vector space: name, weights, preprocessing, precision), ``name``, ``logit_scale``, ``dim``.
     preprocess : callable
         PIL RGB image -> (3, H, W) float tensor, the model's own evaluation transform.
     torch_model : torch.nn.Module
@@ -74,7 +74,7 @@ class ClipModel:
     # ---- identity -----------------------------------------------------------------------
     @property
     def key(self) -> str:
-        """sha256 identity of the vector space (name, weights checksum or tag, preprocessing)."""
+        """sha256 identity of the vectors (name, weights, preprocessing, precision)."""
         return self.info.key
 
     @property

@@ -279,7 +279,7 @@ def _create(
             **extra,
         )
     pp_cfg = dict(getattr(model.visual, "preprocess_cfg", {}))
-    key = _model_key(name, identity, pp_cfg)
+    key = _model_key(name, identity, pp_cfg, precision)
     tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
     return ClipModel(
         model,
@@ -308,10 +308,22 @@ def _quiet_open_clip_logs() -> Iterator[None]:
         root.removeFilter(drop)
 
 
-def _model_key(name: str, identity: str, preprocess_cfg: dict[str, Any]) -> str:
-    """sha256 over a typed preamble, the name, the weights identity and the preprocessing."""
+def _model_key(
+    name: str, identity: str, preprocess_cfg: dict[str, Any], precision: str
+) -> str:
+    """sha256 over a typed preamble, the name, the weights, the preprocessing and the precision.
+
+    Precision is part of the identity: bf16 vectors differ from fp32 ones by ~1e-2, so a cache
+    shared between them would hand one precision the other's vectors.
+    """
     payload = json.dumps(
-        {"v": 1, "name": name, "weights": identity, "preprocess": preprocess_cfg},
+        {
+            "v": 2,
+            "name": name,
+            "weights": identity,
+            "preprocess": preprocess_cfg,
+            "precision": precision,
+        },
         sort_keys=True,
         default=str,
     )
