@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +190,97 @@ def test_list_models_starts_with_bundled():
     names = M.list_models()
     assert names[0] == ("clipviz-shapes", None)
     assert ("ViT-B-32", "openai") in names
+
+
+# ---- hostile inputs (tests/bad_inputs/models/, see its README) ------------------------------
+BAD = Path(__file__).parent / "bad_inputs" / "models"
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _hub_cache_with_config_only(hf_home: Path, bundled_config: Path) -> None:
+    """huggingface_hub's real cache layout for ``org/repo``: the config cached, no weights."""
+    repo = hf_home / "hub" / "models--org--repo"
+    (repo / "snapshots" / HUB_COMMIT).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(HUB_COMMIT)
+    shutil.copy(bundled_config, repo / "snapshots" / HUB_COMMIT / "open_clip_config.json")
+
+
+def test_hub_cache_without_weights_is_refused_not_random(bundled_files, tmp_path):
+    # a fresh process: huggingface_hub reads HF_HOME when it is imported
+    _hub_cache_with_config_only(tmp_path / "hf", bundled_files[0])
+    code = (
+        "import clipviz.models as M\n"
+        "try:\n"
+        "    M.load_model('hf-hub:org/repo', device='cpu')\n"
+        "    print('LOADED')\n"
+        "except M.ModelLoadError as err:\n"
+        "    print(type(err).__name__, '|', err)\n"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("WeightsUnavailableError |"), line
+    assert "'hf-hub:org/repo'" in line and "HF_HOME" in line
+
+
+@pytest.mark.parametrize(
+    "file, words",
+    [
+        ("truncated.safetensors", "not a readable safetensors file"),
+        ("not_safetensors.safetensors", "not a readable safetensors file"),
+        ("text_width_changed.safetensors", "do not fit the 'clipviz-test-arch' architecture"),
+        ("empty.safetensors", "do not fit the 'clipviz-test-arch' architecture"),
+    ],
+)
+def test_bad_weight_files_raise_one_clear_error(arch, file, words):
+    with pytest.raises(M.BadWeightsError, match=words) as err:
+        M.load_model(arch, pretrained=BAD / file, device="cpu")
+    assert isinstance(err.value, M.ModelLoadError) and str(BAD / file) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_non_finite_weights_are_refused(arch, bundled_files, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(bundled_files[1])
+    for bad_value, name in ((float("nan"), "nan"), (float("inf"), "inf")):
+        broken = {k: v.clone() for k, v in state.items()}
+        broken["text_projection"].fill_(bad_value)
+        path = tmp_path / f"{name}.safetensors"
+        save_file(broken, path)
+        with pytest.raises(M.BadWeightsError, match=r"NaN or infinite.*'text_projection'"):
+            M.load_model(arch, pretrained=path, device="cpu")
+
+
+def test_local_dir_pickle_is_refused_without_torchs_advice(capsys):
+    with pytest.raises(M.UnsafeCheckpointError, match="safetensors") as err:
+        M.load_model(f"local-dir:{BAD / 'pickle_local_dir'}", device="cpu")
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    seen = str(err.value) + capsys.readouterr().out + capsys.readouterr().err
+    assert "weights_only=False" not in seen and "payload ran" not in seen
+
+
+def test_local_dir_that_is_not_a_model_folder(tmp_path):
+    with pytest.raises(M.UnknownPretrainedError, match="no such folder"):
+        M.load_model(f"local-dir:{tmp_path / 'missing'}", device="cpu")
+    with pytest.raises(M.UnknownPretrainedError, match="no open_clip_config.json"):
+        M.load_model(f"local-dir:{tmp_path}", device="cpu")
+
+
+@pytest.mark.parametrize("name", [None, 3, "", "  "])
+def test_load_model_without_a_name_says_what_to_pass(name):
+    with pytest.raises(M.InvalidModelNameError, match=r"needs a model name.*'clipviz-shapes'"):
+        M.load_model(name)
+
+
+def test_every_user_error_is_a_model_load_error():
+    with pytest.raises(M.DeviceError, match="unknown device"):
+        M.load_model("clipviz-shapes", device="toaster")
+    for cls in (M.BadWeightsError, M.DeviceError, M.InvalidModelNameError, M.PrecisionError,
+                M.RandomWeightsError, M.UnknownModelError, M.UnknownPretrainedError,
+                M.UnsafeCheckpointError, M.WeightsUnavailableError):  # fmt: skip
+        assert issubclass(cls, M.ModelLoadError)

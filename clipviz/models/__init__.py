@@ -9,6 +9,9 @@ from __future__ import annotations
 from clipviz.models._bundled import bundled_names
 from clipviz.models._clip_model import ClipModel
 from clipviz.models._errors import (
+    BadWeightsError,
+    DeviceError,
+    InvalidModelNameError,
     ModelLoadError,
     PrecisionError,
     PromptTruncatedWarning,
@@ -21,7 +24,10 @@ from clipviz.models._errors import (
 from clipviz.models._loading import list_models, load_model, resolve_device
 
 __all__ = [
+    "BadWeightsError",
     "ClipModel",
+    "DeviceError",
+    "InvalidModelNameError",
     "ModelLoadError",
     "PrecisionError",
     "PromptTruncatedWarning",

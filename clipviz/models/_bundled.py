@@ -35,7 +35,9 @@ def bundled_files(name: str) -> tuple[Path, Path]:
     config, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     missing = [str(p) for p in (config, weights) if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        from clipviz.models._errors import WeightsUnavailableError
+
+        raise WeightsUnavailableError(
             f"the bundled model {name!r} is incomplete: missing {missing}. Reinstall clipviz "
             "(pip install --force-reinstall clipviz) or, in a source checkout, train it with "
             "`python -m clipviz.train`."

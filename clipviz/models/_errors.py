@@ -10,12 +10,20 @@ __all__ = [
     "RandomWeightsError",
     "UnsafeCheckpointError",
     "PrecisionError",
+    "BadWeightsError",
+    "DeviceError",
+    "InvalidModelNameError",
     "PromptTruncatedWarning",
 ]
 
 
 class ModelLoadError(Exception):
-    """Base class of every clipviz model-loading error."""
+    """Base class of every clipviz model-loading error.
+
+    Every mistake a user can make when naming or supplying a model (name, tag, file, folder,
+    device, precision) raises a subclass; its message is one sentence saying what was wrong and
+    what to do, fit to print as one line (the CLI does, with exit code 2).
+    """
 
 
 class UnknownModelError(ModelLoadError, ValueError):
@@ -40,6 +48,18 @@ class UnsafeCheckpointError(ModelLoadError, ValueError):
 
 class PrecisionError(ModelLoadError, ValueError):
     """The precision is unknown or the device cannot run it."""
+
+
+class BadWeightsError(ModelLoadError, ValueError):
+    """A weights file that cannot be read, does not fit the architecture, or holds NaN/inf."""
+
+
+class DeviceError(ModelLoadError, ValueError):
+    """The device is unknown or not available on this machine."""
+
+
+class InvalidModelNameError(ModelLoadError, TypeError):
+    """``load_model`` was given something other than a model name (e.g. None)."""
 
 
 class PromptTruncatedWarning(UserWarning):

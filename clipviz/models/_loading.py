@@ -7,25 +7,24 @@ device and precision choice, safe checkpoint loading, and a key that identifies 
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
-import json
-import logging
 import os
-import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from clipviz.models import _bundled
+from clipviz.models._build import create
 from clipviz.models._clip_model import ClipModel
 from clipviz.models._errors import (
+    BadWeightsError,
+    DeviceError,
+    InvalidModelNameError,
+    ModelLoadError,
     PrecisionError,
     RandomWeightsError,
     UnknownModelError,
     UnknownPretrainedError,
-    UnsafeCheckpointError,
     WeightsUnavailableError,
 )
 
@@ -83,9 +82,9 @@ def load_model(
     """
     import torch
 
+    name = _check_name(name)
     dev = resolve_device(device)
     _check_precision(precision, dev)
-    name = os.fspath(name)
     if name in _bundled.BUNDLED:
         return _load_bundled(name, pretrained, dev, precision)
     if name.startswith(("hf-hub:", "local-dir:")):
@@ -96,11 +95,25 @@ def load_model(
             raise RandomWeightsError(_random_message(arch))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # same "random" model in every process, so caches stay valid
-            return _create(arch, None, dev, precision, f"random-init-seed0:{arch}", cache_dir)
+            ident = f"random-init-seed0:{arch}"
+            return create(arch, None, dev, precision, ident, cache_dir, source=None)
     pretrained = os.fspath(pretrained)
     if _looks_like_file(pretrained):
         return _load_file(arch, pretrained, dev, precision)
     return _load_tag(arch, pretrained, dev, precision, cache_dir)
+
+
+def _check_name(name: Any) -> str:
+    if isinstance(name, (str, os.PathLike)):
+        text = os.fspath(name)
+        if isinstance(text, str) and text.strip():
+            return text
+    raise InvalidModelNameError(
+        f"load_model() needs a model name, got {name!r}: pass a bundled model "
+        f"({_bundled.bundled_names()[0]!r}, offline), an open_clip architecture with "
+        "pretrained= (e.g. load_model('ViT-B-32', pretrained='openai')), 'hf-hub:org/repo' "
+        "or 'local-dir:/path/to/folder'."
+    )
 
 
 def resolve_device(device: str | Any = "auto") -> Any:
@@ -111,7 +124,7 @@ def resolve_device(device: str | Any = "auto") -> Any:
         try:
             return torch.device(device)
         except RuntimeError as err:
-            raise ValueError(
+            raise DeviceError(
                 f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'"
             ) from err
     if torch.cuda.is_available():
@@ -138,7 +151,9 @@ def _check_precision(precision: str, dev: Any) -> None:
             "use precision='fp16' or 'fp32'"
         )
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA GPU is available; use device='auto' or 'cpu'")
+        raise DeviceError(
+            "device='cuda' but no CUDA GPU is available; use device='auto' or 'cpu'"
+        )
 
 
 def _check_architecture(name: str) -> str:
@@ -186,7 +201,7 @@ def _load_bundled(name: str, pretrained: Any, dev: Any, precision: str) -> ClipM
         "image_resize_mode": pp.get("resize_mode"),
     }
     identity = f"file-sha256:{_file_sha256(weights)}"
-    return _create(name, str(weights), dev, precision, identity, None, **extra)
+    return create(name, str(weights), dev, precision, identity, None, source=str(weights), **extra)
 
 
 def _load_file(arch: str, path: str, dev: Any, precision: str) -> ClipModel:
@@ -198,14 +213,7 @@ def _load_file(arch: str, path: str, dev: Any, precision: str) -> ClipModel:
             f"{_tags(arch)[:3] or ['openai']}"
         )
     identity = f"file-sha256:{_file_sha256(p)}"
-    try:
-        return _create(arch, str(p), dev, precision, identity, None)
-    except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(
-            f"{str(p)!r} contains pickled Python objects besides tensors, so it was not loaded "
-            "(unpickling can run arbitrary code). Re-save it as a plain state dict or, better, "
-            "as .safetensors (safetensors.torch.save_file(state_dict, 'model.safetensors'))."
-        ) from err
+    return create(arch, str(p), dev, precision, identity, None, source=str(p))
 
 
 def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
@@ -222,112 +230,63 @@ def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | No
             "path also works as pretrained=."
         )
     try:
-        return _create(arch, tag, dev, precision, f"tag:{tag.lower()}", cache_dir)
-    except RuntimeError as err:
-        if "download" not in str(err).lower():
+        return create(
+            arch, tag, dev, precision, f"tag:{tag.lower()}", cache_dir, source=f"{arch}/{tag}"
+        )
+    except (RuntimeError, OSError) as err:
+        if isinstance(err, ModelLoadError) and not isinstance(err, WeightsUnavailableError):
             raise
         raise WeightsUnavailableError(_offline_message(arch, tag, err)) from err
 
 
 def _load_schema(name: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
     schema, ident = name.split(":", 1)
+    if schema == "local-dir":
+        ckpt = _local_checkpoint(Path(ident).expanduser())
+        identity = f"file-sha256:{_file_sha256(ckpt)}"
+        try:
+            return create(name, None, dev, precision, identity, cache_dir, source=str(ckpt))
+        except ValueError as err:  # open_clip: an unreadable open_clip_config.json
+            if isinstance(err, ModelLoadError):
+                raise
+            raise BadWeightsError(f"cannot use {name!r}: {err}") from None
     try:
-        if schema == "local-dir":
-            folder = Path(ident)
-            ckpt = next((folder / f for f in _LOCAL_WEIGHTS if (folder / f).is_file()), None)
-            if ckpt is None:
-                raise UnknownPretrainedError(
-                    f"no weights in {ident!r}: expected one of {list(_LOCAL_WEIGHTS)} next to "
-                    "open_clip_config.json"
-                )
-            identity = f"file-sha256:{_file_sha256(ckpt)}"
-        else:
-            identity = f"hf-hub:{ident}:{_hf_revision(ident, cache_dir)}"
-        return _create(name, None, dev, precision, identity, cache_dir, require=True)
-    except (RuntimeError, FileNotFoundError, OSError) as err:
-        if schema == "hf-hub":
-            raise WeightsUnavailableError(_offline_message(name, None, err)) from err
-        raise
+        identity = f"hf-hub:{ident}:{_hf_revision(ident, cache_dir)}"
+        return create(name, None, dev, precision, identity, cache_dir, source=name)
+    except (RuntimeError, OSError) as err:
+        if isinstance(err, ModelLoadError) and not isinstance(err, WeightsUnavailableError):
+            raise
+        raise WeightsUnavailableError(_offline_message(name, None, err)) from err
 
 
-_LOCAL_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors")
+# open_clip's preference order for a folder's checkpoint (factory._find_checkpoint_in_dir):
+# the file hashed for the key must be the file open_clip loads
+_LOCAL_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.pth",
+    "model.pth",
+)
 
 
-def _create(
-    name: str,
-    pretrained: str | None,
-    dev: Any,
-    precision: str,
-    identity: str,
-    cache_dir: str | None,
-    *,
-    require: bool = False,
-    **extra: Any,
-) -> ClipModel:
-    import open_clip
-
-    extra = {k: v for k, v in extra.items() if v is not None}
-    with _quiet_open_clip_logs():  # its warnings/errors become clipviz errors instead
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name,
-            pretrained=pretrained,
-            device=dev,
-            precision=precision,
-            cache_dir=cache_dir,
-            weights_only=True,
-            pretrained_text=pretrained is not None or require,  # no hub downloads for random init
-            **extra,
+def _local_checkpoint(folder: Path) -> Path:
+    if not (folder / _bundled.CONFIG_FILE).is_file():
+        what = "no such folder" if not folder.is_dir() else f"no {_bundled.CONFIG_FILE} in it"
+        raise UnknownPretrainedError(
+            f"cannot use 'local-dir:{folder}': {what}; pass a folder holding "
+            f"{_bundled.CONFIG_FILE} and the weights (as written by clipviz.train.export)"
         )
-    pp_cfg = dict(getattr(model.visual, "preprocess_cfg", {}))
-    key = _model_key(name, identity, pp_cfg, precision)
-    tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
-    return ClipModel(
-        model,
-        preprocess,
-        tokenizer,
-        name=name,
-        pretrained=pretrained,
-        key=key,
-        device=dev,
-        precision=precision,
-    )
-
-
-@contextlib.contextmanager
-def _quiet_open_clip_logs() -> Iterator[None]:
-    """Drop open_clip's root-logger warnings and errors while it builds a model."""
-
-    def drop(record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.WARNING and "open_clip" in record.pathname)
-
-    root = logging.getLogger()
-    root.addFilter(drop)
-    try:
-        yield
-    finally:
-        root.removeFilter(drop)
-
-
-def _model_key(
-    name: str, identity: str, preprocess_cfg: dict[str, Any], precision: str
-) -> str:
-    """sha256 over a typed preamble, the name, the weights, the preprocessing and the precision.
-
-    Precision is part of the identity: bf16 vectors differ from fp32 ones by ~1e-2, so a cache
-    shared between them would hand one precision the other's vectors.
-    """
-    payload = json.dumps(
-        {
-            "v": 2,
-            "name": name,
-            "weights": identity,
-            "preprocess": preprocess_cfg,
-            "precision": precision,
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    ckpt = next((folder / f for f in _LOCAL_WEIGHTS if (folder / f).is_file()), None)
+    if ckpt is None:
+        raise UnknownPretrainedError(
+            f"no weights in {str(folder)!r}: expected one of {list(_LOCAL_WEIGHTS)} next to "
+            f"{_bundled.CONFIG_FILE}"
+        )
+    return ckpt
 
 
 def _file_sha256(path: str | Path) -> str:
