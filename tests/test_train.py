@@ -27,7 +27,7 @@ def tiny_run(tmp_path_factory):
 
 def test_loss_goes_down(tiny_run):
     out, _, summary = tiny_run
-    losses = [loss for _, loss in torch.load(out / "checkpoint.pt", weights_only=False)["log"]]
+    losses = [loss for _, loss in torch.load(out / "checkpoint.pt", weights_only=True)["log"]]
     assert len(losses) == 12 and summary["steps_done"] == 12
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.1, losses
 
@@ -36,13 +36,28 @@ def test_resume_continues_exactly(tiny_run, tmp_path):
     _, full_model, _ = tiny_run
     cfg = TrainConfig(steps=12, **TINY)
     train(cfg, tmp_path, minutes=0.0, progress=False)  # stops (with a checkpoint) after 1 step
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1
     resumed, summary = train(cfg, tmp_path, progress=False)
     assert summary["resumed_from"] == 1 and summary["steps_done"] == 12
     for (k, a), b in zip(
         full_model.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("checkpoint payload ran",))
+
+
+def test_planted_pickle_checkpoint_is_refused_not_run(tmp_path, capsys):
+    from clipviz.models import UnsafeCheckpointError
+
+    torch.save({"step": 1, "payload": _Evil()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(UnsafeCheckpointError, match="pickled Python objects") as err:
+        train(TrainConfig(steps=12, **TINY), tmp_path, progress=False)
+    assert "weights_only=False" not in str(err.value)
+    assert "payload ran" not in capsys.readouterr().out
 
 
 def test_resume_with_other_recipe_is_refused(tiny_run):

@@ -54,16 +54,42 @@ def save_checkpoint(
     """Write atomically (temp file then rename) so an interrupted save never corrupts a run."""
     import torch
 
+    # only tensors and plain containers/numbers: the checkpoint loads with weights_only=True
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "step": step,
         "config": cfg.as_dict(),
         "log": log,
+        "torch_rng": torch.get_rng_state(),
     }
     tmp = out / (CHECKPOINT + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, out / CHECKPOINT)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a run's checkpoint with ``weights_only=True``: a planted pickle never runs.
+
+    Raises
+    ------
+    clipviz.models.UnsafeCheckpointError
+        The file holds pickled Python objects besides tensors (not written by this loop).
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        from clipviz.models._errors import UnsafeCheckpointError
+
+        # `from None`: torch's message advises weights_only=False, which would run the payload
+        raise UnsafeCheckpointError(
+            f"{str(path)!r} holds pickled Python objects besides tensors, so it was not loaded "
+            "(this training loop never writes such files); delete it or use another --out."
+        ) from None
 
 
 def train(
@@ -103,7 +129,7 @@ def train(
     start, log = 0, []
     ckpt = out / CHECKPOINT
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         if state["config"] != cfg.as_dict():
             raise ValueError(
                 f"{ckpt} was written with a different recipe ({state['config']}); "
@@ -111,6 +137,8 @@ def train(
             )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if "torch_rng" in state:  # nothing random in a step today; kept so a resume stays exact
+            torch.set_rng_state(state["torch_rng"])
         start, log = state["step"], state["log"]
     loss_fn = open_clip.ClipLoss()
     model.train()
