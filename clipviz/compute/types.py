@@ -11,15 +11,31 @@ from typing import Any
 
 import numpy as np
 
+SCORINGS = ("softmax", "sigmoid")
+
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What compute needs to know about the model that made some embeddings."""
+    """What compute needs to know about the model that made some embeddings.
+
+    ``scoring`` is how the model was trained to turn similarities into probabilities:
+    ``"softmax"`` (CLIP: a softmax over the classes of ``logit_scale * cosine``) or
+    ``"sigmoid"`` (SigLIP: an independent ``sigmoid(logit_scale * cosine + logit_bias)`` per
+    prompt, so one image's probabilities need not sum to 1).
+    """
 
     key: str  # identity: name, weights checksum, preprocessing; equal keys = same vector space
     name: str
     logit_scale: float  # exp(learned temperature) of the model, e.g. 100.0 for OpenAI ViT-B-32
     dim: int
+    logit_bias: float | None = None  # SigLIP's learned bias; None for CLIP
+    scoring: str = "softmax"
+
+    def __post_init__(self) -> None:
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"ModelInfo.scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        if self.scoring == "sigmoid" and self.logit_bias is None:
+            raise ValueError("ModelInfo(scoring='sigmoid') needs the model's logit_bias")
 
 
 @dataclass

@@ -2,6 +2,11 @@
 
 Everything here works on vectors that were embedded once: updating the predictions after a
 prompt change is a (N, D) x (D, C) product plus a softmax, with top-k taken by argpartition.
+
+SigLIP models (``ModelInfo.scoring == "sigmoid"``) were trained with a sigmoid per image-text
+pair, not a softmax over classes: their probabilities are ``sigmoid(logit_scale * cosine +
+logit_bias)``, one independent "does this prompt match" probability per prompt, which need not
+sum to 1 over the classes. The ranking (top-k) is the same cosine ranking in both cases.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ class Predictions:
     classnames : list of str
         Column order of ``probs`` and ``similarity``.
     probs : np.ndarray
-        (N, C) float32, softmax over classes of ``logit_scale * similarity``.
+        (N, C) float32. CLIP (``scoring="softmax"``): softmax over classes of ``logit_scale *
+        similarity``, rows sum to 1. SigLIP (``scoring="sigmoid"``): per-prompt
+        ``sigmoid(logit_scale * similarity + logit_bias)``, rows need not sum to 1.
     similarity : np.ndarray
         (N, C) float32 cosine similarity.
     topk_indices : np.ndarray
@@ -42,6 +49,10 @@ class Predictions:
         The model the embeddings came from.
     logit_scale : float
         The temperature used for ``probs``.
+    scoring : {"softmax", "sigmoid"}
+        How ``probs`` were computed (see above).
+    logit_bias : float or None
+        The bias of the sigmoid scoring; None for softmax.
     """
 
     ids: list[str]
@@ -53,6 +64,8 @@ class Predictions:
     labels: list[str] | None = None
     model: ModelInfo | None = None
     logit_scale: float = DEFAULT_LOGIT_SCALE
+    scoring: str = "softmax"
+    logit_bias: float | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -168,7 +181,7 @@ def zero_shot(
     k : int
         Number of top classes to keep per image; clipped to the number of classes.
     logit_scale : float, optional
-        Softmax temperature. Defaults to the model's (``ModelInfo.logit_scale``), or 100.
+        Temperature. Defaults to the model's (``ModelInfo.logit_scale``), or 100.
     classnames : list of str, optional
         Class names for a raw prompt array (default "0", "1", ...).
 
@@ -194,15 +207,34 @@ def zero_shot(
         if logit_scale is not None
         else getattr(model, "logit_scale", None) or DEFAULT_LOGIT_SCALE
     )
-    # class-major copy (N x C float32, ~1 ms per 100k): per-image reductions become row ops
-    probs = _softmax_scaled(np.ascontiguousarray(sim.T), scale)
+    scoring = getattr(model, "scoring", "softmax")
+    bias = getattr(model, "logit_bias", None) if scoring == "sigmoid" else None
+    if scoring == "sigmoid":
+        probs = _sigmoid_scaled(sim, scale, float(bias))
+    else:
+        # class-major copy (N x C float32, ~1 ms per 100k): per-image reductions become row ops
+        probs = _softmax_scaled(np.ascontiguousarray(sim.T), scale)
     top_idx = _topk(sim, min(int(k), c))
     top_p = np.take_along_axis(probs, top_idx, axis=1)
     ids = list(emb.ids) if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
     labels = (
         list(emb.labels) if isinstance(emb, ImageEmbeddings) and emb.labels is not None else None
     )
-    return Predictions(ids, names, probs, sim, top_idx, top_p, labels, model, scale)
+    return Predictions(
+        ids, names, probs, sim, top_idx, top_p, labels, model, scale, scoring, bias
+    )
+
+
+def _sigmoid_scaled(sim: np.ndarray, scale: float, bias: float) -> np.ndarray:
+    """SigLIP's per-pair probability ``sigmoid(scale * sim + bias)``, (N, C) float32."""
+    z = np.multiply(sim, np.float32(scale), dtype=np.float32)
+    z += np.float32(bias)
+    np.negative(z, out=z)
+    np.clip(z, -88.0, 88.0, out=z)  # exp overflows float32 beyond 88
+    np.exp(z, out=z)
+    z += np.float32(1.0)
+    np.reciprocal(z, out=z)
+    return z
 
 
 def _softmax_scaled(sim_t: np.ndarray, scale: float) -> np.ndarray:

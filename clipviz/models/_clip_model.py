@@ -26,7 +26,8 @@ class ClipModel:
     Attributes
     ----------
     info : ModelInfo
-        ``key`` (identity of the vector space: name, weights, preprocessing, precision), ``name``, ``logit_scale``, ``dim``.
+        ``key`` (identity: name, weights, preprocessing, precision), ``name``, ``logit_scale``,
+        ``dim``, and for SigLIP models ``logit_bias`` with ``scoring="sigmoid"``.
     preprocess : callable
         PIL RGB image -> (3, H, W) float tensor, the model's own evaluation transform.
     torch_model : torch.nn.Module
@@ -68,8 +69,17 @@ class ClipModel:
                 f"{name!r}; the model config was not registered with open_clip"
             )
         logit_scale = float(torch_model.logit_scale.detach().float().exp().reshape(-1)[0])
+        bias = getattr(torch_model, "logit_bias", None)  # present on SigLIP models only
+        logit_bias = None if bias is None else float(bias.detach().float().reshape(-1)[0])
         dim = int(self.encode_texts(["a photo."]).shape[1])
-        self.info = ModelInfo(key=key, name=name, logit_scale=logit_scale, dim=dim)
+        self.info = ModelInfo(
+            key=key,
+            name=name,
+            logit_scale=logit_scale,
+            dim=dim,
+            logit_bias=logit_bias,
+            scoring="softmax" if logit_bias is None else "sigmoid",
+        )
 
     # ---- identity -----------------------------------------------------------------------
     @property
