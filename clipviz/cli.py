@@ -30,6 +30,7 @@ _EPILOG_EMBED = """examples:
 """
 _EPILOG_DEMO = """examples:
   clipviz demo                     # JupyterLab on the quickstart notebook
+  clipviz demo --headless out      # run it without a browser: out/01_quickstart.ipynb + .html
   clipviz demo --port 8899 --no-browser
   clipviz demo --dry-run           # print the command, start nothing
 """
@@ -104,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=_positive_int, help="port for JupyterLab")
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
     demo.add_argument("--dry-run", action="store_true", help="print the command and exit")
+    demo.add_argument(
+        "--headless",
+        metavar="OUT",
+        help="execute the notebook into folder OUT (executed notebook + HTML snapshot) instead "
+        "of starting JupyterLab",
+    )
     demo.set_defaults(run=run_demo)
     return parser
 
@@ -184,11 +191,16 @@ def _report(emb: Any, embedded: int) -> None:
 
 # -------------------------------------------------------------------------------- demo
 def run_demo(args: argparse.Namespace) -> int:
-    """``clipviz demo``: JupyterLab on the quickstart (or ``--notebook``)."""
+    """``clipviz demo``: JupyterLab on the quickstart (or ``--notebook``), or ``--headless``."""
     notebook = Path(args.notebook).expanduser() if args.notebook else find_quickstart()
     if not notebook.is_file():
         raise UsageError(f"notebook not found: {str(notebook)!r}")
     notebook = notebook.resolve()
+    if args.headless:
+        return run_headless(notebook, Path(args.headless).expanduser())
+    _require("jupyterlab", "clipviz demo")
+    if _inside_package(notebook):  # site-packages: open a working copy the user may edit
+        notebook = _working_copy(notebook, Path.cwd() / "clipviz-demo")
     root = notebook.parent.parent if notebook.parent.name == "notebooks" else notebook.parent
     rel = notebook.relative_to(root).as_posix()
     cmd = [sys.executable, "-m", "jupyterlab", str(notebook), f"--ServerApp.root_dir={root}"]
@@ -205,11 +217,79 @@ def run_demo(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def run_headless(notebook: Path, out: Path) -> int:
+    """Execute ``notebook`` inside ``out`` (its outputs land there) and print what to open."""
+    _require("nbclient", "clipviz demo --headless")
+    _require("ipykernel", "clipviz demo --headless")
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {str(out)!r}: {err}") from None
+    target = out.resolve() / notebook.name
+    nb = nbformat.read(notebook, as_version=4)
+    print(f"running {notebook.name} in {out.resolve()} (no browser)", flush=True)
+    client = NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(out)}}
+    )
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        nbformat.write(nb, target)
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else "a cell failed"
+        raise UsageError(f"{notebook.name} failed ({first}); see {target}") from None
+    nbformat.write(nb, target)
+    print(f"executed notebook: {target}")
+    for html in sorted(out.resolve().glob("*.html")):
+        print(f"snapshot (open in a browser): {html}")
+    return EXIT_OK
+
+
+def _require(module: str, what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f'{what} needs {module}: pip install "clipviz[lab]"')
+
+
+def _inside_package(path: Path) -> bool:
+    import clipviz
+
+    return Path(clipviz.__file__).resolve().parent in path.parents
+
+
+def _working_copy(notebook: Path, folder: Path) -> Path:
+    """Copy a shipped notebook into ``folder`` once (an existing copy, maybe edited, is kept)."""
+    import shutil
+
+    target = folder / notebook.name
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(notebook, target)
+        print(f"copied {notebook.name} to {folder}", flush=True)
+    return target
+
+
+def _shipped_notebooks() -> list[Path]:
+    """The quickstart as package data (clipviz.notebooks maps to the repository's notebooks/)."""
+    from importlib import resources
+
+    try:
+        path = resources.files("clipviz.notebooks") / QUICKSTART
+    except ModuleNotFoundError:  # a source checkout on PYTHONPATH, not installed
+        return []
+    return [Path(str(path))]
+
+
 def find_quickstart() -> Path:
     """The quickstart notebook: next to the package (a source checkout) or under the cwd."""
     import clipviz
 
     candidates = [
+        *_shipped_notebooks(),  # package data: an installed clipviz
         Path(clipviz.__file__).resolve().parent / "notebooks" / QUICKSTART,  # shipped copy
         Path(clipviz.__file__).resolve().parents[1] / "notebooks" / QUICKSTART,  # checkout
         Path(os.getcwd()) / "notebooks" / QUICKSTART,

@@ -42,7 +42,7 @@ def test_requirements_use_cpu_torch_and_install_clipviz():
     for line in lines:
         if line.startswith("--"):
             continue
-        if line in (".", "-e .", "-e ./"):
+        if line in (".", "-e .", "-e ./") or line.startswith(("-e .[", ".[")):
             local.append(line)
             continue
         try:

@@ -72,7 +72,7 @@ def photos(sources: Iterable[str] = ("skimage", "sklearn")) -> ImageSet:
     ----------
     sources : iterable of {"skimage", "sklearn"}
         Which packages' photos to include. scikit-image's seven need ``pip install
-        scikit-image``; scikit-learn's two (``china``, ``flower``) are always available.
+        "clipviz[photos]"``; scikit-learn's two (``china``, ``flower``) are always available.
 
     Returns
     -------
@@ -110,7 +110,7 @@ def _data_dir(pkg: str) -> str:
         except ImportError as err:
             raise ImportError(
                 "clipviz.datasets.photos() needs scikit-image for 7 of its photos: "
-                "pip install scikit-image (or use photos(sources=['sklearn']) for the two "
+                'pip install "clipviz[photos]" (or use photos(sources=["sklearn"]) for the two '
                 "scikit-learn photos)"
             ) from err
         return str(skimage.data.data_dir)

@@ -103,9 +103,17 @@ stolen[["id", "label", "predicted", "confidence"]].head()
 # %% [markdown]
 # ## Share it
 #
-# `wb.save_html("workbench.html")` writes a static snapshot (grid, map, heatmap, metrics) that
-# opens in any browser without Python, for slides and course pages.
-#
+# `wb.save_html(...)` writes a static snapshot (grid, map, heatmap, metrics) that opens in any
+# browser without Python, for slides and course pages. This one lands next to the notebook.
+
+# %%
+from pathlib import Path
+
+snapshot = Path("quickstart.html").resolve()
+wb.save_html(snapshot)
+print(f"snapshot written: {snapshot}")
+
+# %% [markdown]
 # ## Next
 #
 # * `02_your_own_images.ipynb`: a pretrained ViT-B-32 on your own photos.
