@@ -31,7 +31,7 @@ def test_sklearn_only_and_missing_scikit_image(monkeypatch):
     assert s.ids == ["china", "flower"] and s.subset([1]).metadata[0]["package"] == "sklearn"
     monkeypatch.setitem(sys.modules, "skimage", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "skimage.data", None)
-    with pytest.raises(ImportError, match=r"pip install scikit-image.*sources=\['sklearn'\]"):
+    with pytest.raises(ImportError, match=r'pip install "clipviz\[photos\]".*sources=\["sklearn"\]'):
         photos()
     with pytest.raises(ValueError, match="subset of"):
         photos(sources=["flickr"])

@@ -113,6 +113,11 @@ def _data_dir(pkg: str) -> str:
                 'pip install "clipviz[photos]" (or use photos(sources=["sklearn"]) for the two '
                 "scikit-learn photos)"
             ) from err
+        # the files ship inside the package; scikit-image >= 0.26 points data_dir at a download
+        # cache instead, where they are absent on an offline machine
+        shipped = os.path.dirname(skimage.data.__file__)
+        if os.path.isfile(os.path.join(shipped, "astronaut.png")):
+            return shipped
         return str(skimage.data.data_dir)
     import sklearn.datasets
 
