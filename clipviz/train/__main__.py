@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--shape-only", type=float, default=d.shape_only_frac)
     p.add_argument("--colour-only", type=float, default=d.colour_only_frac)
+    p.add_argument(
+        "--variety", type=float, default=d.variety_frac,
+        help="share of pairs from the varied renderer (clipviz.train.variety), 0 to 1",
+    )
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument(
         "--export", default=None, help="bundled-model folder to write (default OUT/model)"
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         shape_only_frac=args.shape_only,
         colour_only_frac=args.colour_only,
+        variety_frac=args.variety,
         threads=args.threads,
     )
     t0 = time.perf_counter()

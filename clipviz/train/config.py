@@ -41,6 +41,7 @@ class TrainConfig:
     warmup_frac: float = 0.05
     shape_only_frac: float = 0.10  # captions naming only the shape ("a photo of a circle.")
     colour_only_frac: float = 0.04  # captions naming only the colour ("a red shape")
+    variety_frac: float = 0.0  # pairs drawn with clipviz.train.variety (outlines, rotation, ...)
     checkpoint_every: int = 100
     threads: int = 2
     processes: int = 2

@@ -58,10 +58,19 @@ def tokenize(texts: list[str]) -> torch.Tensor:
 class PairData:
     """Pre-generated (image, caption) pairs held as uint8 images and token ids."""
 
-    def __init__(self, n: int, seed: int, *, shape_only: float, colour_only: float, processes=2):
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        *,
+        shape_only: float,
+        colour_only: float,
+        variety: float = 0.0,
+        processes: int = 2,
+    ):
         import torch
 
-        images, labels, captions = shapes_array(n, seed, split="train", processes=processes)
+        images, labels, captions = _generate(n, seed, variety, processes)
         self.labels = labels
         self.captions = mix_captions(captions, labels, seed, shape_only, colour_only)
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # N,3,64,64 u8
@@ -87,6 +96,24 @@ class PairData:
         x = self.images[idx].float().div_(255.0)
         x = augment(x, np.random.default_rng([seed, 13, step]))
         return (x - self.mean) / self.std, self.tokens[idx]
+
+
+def _generate(n: int, seed: int, variety: float, processes: int):
+    """Training images: a ``variety`` share from the varied renderer, the rest plain."""
+    import pandas as pd
+
+    n_varied = int(round(n * variety))
+    images, labels, captions = shapes_array(n - n_varied, seed, split="train", processes=processes)
+    if n_varied == 0:
+        return images, labels, captions
+    from clipviz.train.variety import varied_shapes_array
+
+    v_images, v_labels, v_captions = varied_shapes_array(
+        n_varied, seed, split="train", processes=processes
+    )
+    columns = ["shape", "colour", "size", "background"]
+    labels = pd.concat([labels[columns], v_labels[columns]], ignore_index=True)
+    return np.concatenate([images, v_images]), labels, captions + v_captions
 
 
 def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

@@ -18,6 +18,8 @@ import numpy as np
 from clipviz.datasets.shapes import COLOURS, SHAPES, shapes_array
 from clipviz.train.config import PREPROCESS_CFG
 
+RENDERERS = ("own", "redrawn")
+
 SINGLE = ["a photo of a {}."]
 
 
@@ -53,6 +55,27 @@ def image_vectors(model: Any, images: np.ndarray, batch_size: int = 500):
     return torch.nn.functional.normalize(torch.cat(out), dim=-1)
 
 
+def render_set(renderer: str, n: int, seed: int, split: str, processes: int = 1):
+    """(N, 64, 64, 3) uint8 images and their labels from the training renderer or the second one.
+
+    The second renderer (``clipviz.datasets.redrawn``) draws 48-160 px images; they are resized
+    to the model's 64 px input with bicubic interpolation, as the model's preprocessing does.
+    """
+    if renderer == "own":
+        images, labels, _ = shapes_array(n, seed, split=split, processes=processes)
+        return images, labels
+    if renderer == "redrawn":
+        from PIL import Image
+
+        from clipviz.datasets.redrawn import redrawn_shapes
+
+        data = redrawn_shapes(n, seed, split=split)
+        size = PREPROCESS_CFG["size"]
+        arr = [np.asarray(im.resize((size, size), Image.BICUBIC)) for im in data.images]
+        return np.stack(arr) if arr else np.zeros((0, size, size, 3), np.uint8), data.labels
+    raise ValueError(f"renderer must be one of {RENDERERS}, got {renderer!r}.")
+
+
 def _accuracy(img, cls, truth: list[str], classnames: list[str]) -> float:
     pred = (img @ cls.T).argmax(1).numpy()
     index = {c: i for i, c in enumerate(classnames)}
@@ -67,6 +90,7 @@ def evaluate(
     seed: int = 10_000,
     processes: int = 1,
     ensemble: bool = True,
+    renderer: str = "own",
 ) -> dict[str, dict[str, float]]:
     """Zero-shot top-1 accuracies on fresh images.
 
@@ -80,6 +104,8 @@ def evaluate(
         Generator seed; training uses small seeds and split "train", so any seed here is fresh.
     ensemble : bool
         Also measure with the 80 templates ensembled (skip for a quick check).
+    renderer : {"own", "redrawn"}
+        The training data's generator, or the independent second renderer.
 
     Returns
     -------
@@ -91,7 +117,7 @@ def evaluate(
     combos = [f"{c} {s}" for c in COLOURS for s in SHAPES]
     sets = {}
     for split, offset in (("all", 0), ("seen", 1), ("heldout", 2)):
-        images, labels, _ = shapes_array(n, seed + offset, split=split, processes=processes)
+        images, labels = render_set(renderer, n, seed + offset, split, processes)
         sets[split] = (image_vectors(model, images), labels)
     img_all, lab_all = sets["all"]
     results = {}
@@ -121,7 +147,13 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 
 def per_combination(
-    model: Any, tokenizer: Any, *, n: int = 1000, seed: int = 10_003, split: str = "heldout"
+    model: Any,
+    tokenizer: Any,
+    *,
+    n: int = 1000,
+    seed: int = 10_003,
+    split: str = "heldout",
+    renderer: str = "own",
 ) -> dict[str, dict[str, Any]]:
     """48-way accuracy per true colour-shape combination, with its most common wrong answer.
 
@@ -131,7 +163,7 @@ def per_combination(
     from collections import Counter
 
     combos = [f"{c} {s}" for c in COLOURS for s in SHAPES]
-    images, labels, _ = shapes_array(n, seed, split=split, processes=2)
+    images, labels = render_set(renderer, n, seed, split, processes=2)
     pred = (
         image_vectors(model, images) @ class_vectors(model, tokenizer, combos, SINGLE).T
     ).argmax(1)

@@ -121,6 +121,7 @@ def train(
         cfg.seed,
         shape_only=cfg.shape_only_frac,
         colour_only=cfg.colour_only_frac,
+        variety=cfg.variety_frac,
         processes=cfg.processes,
     )
     data_s = time.perf_counter() - t0
