@@ -20,7 +20,15 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
-from test_store import BAD, REPO, SPEC, clipviz_cli, make_folder, store_rows  # noqa: E402
+from test_store import (  # noqa: E402
+    BAD,
+    REPO,
+    SPEC,
+    clipviz_cli,
+    local_store_of,
+    make_folder,
+    store_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +40,7 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_store(folder, tmp_path_factory) -> Path:
-    from clipviz.engine.store_job import embed_to_store
-
-    out = tmp_path_factory.mktemp("ray_ref") / "out"
-    embed_to_store(folder, out, SPEC, batch_size=4, shard_size=4, progress=False)
-    return out
+    return local_store_of(folder, tmp_path_factory.mktemp("ray_ref") / "out", 4)
 
 
 def test_ray_engine_matches_the_local_engine(folder, local_store, tmp_path):

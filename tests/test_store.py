@@ -57,13 +57,17 @@ def folder(tmp_path_factory) -> Path:
     return make_folder(tmp_path_factory.mktemp("store_images"), 30)
 
 
-@pytest.fixture(scope="module")
-def local_store(folder, tmp_path_factory) -> Path:
+def local_store_of(folder: Path, out: Path, size: int) -> Path:
+    """The reference store: the local engine, ``size`` rows per batch and per shard."""
     from clipviz.engine.store_job import embed_to_store
 
-    out = tmp_path_factory.mktemp("store") / "out"
-    embed_to_store(folder, out, SPEC, batch_size=8, shard_size=8, progress=False)
+    embed_to_store(folder, out, SPEC, batch_size=size, shard_size=size, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def local_store(folder, tmp_path_factory) -> Path:
+    return local_store_of(folder, tmp_path_factory.mktemp("store") / "out", 8)
 
 
 def test_store_rows_match_imageset_ids_and_embed_images(folder, local_store, shapes_model):

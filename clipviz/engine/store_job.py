@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from clipviz.engine.embed import _progress
 from clipviz.engine.imageset import ImageSet
 from clipviz.engine.store_format import (
     VECTOR_DTYPES,
@@ -166,12 +167,15 @@ def embed_to_store(
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     images = ImageSet.from_folder(folder)
-    model = spec.load()  # on the driver: identity, dim and preprocessing of the vector space
+    # On the driver: identity, dim and preprocessing of the vector space. With Ray the driver
+    # may have no GPU, so it loads on the CPU in fp32 (the model key does not depend on either).
+    driver = spec if engine == "local" else ModelSpec(spec.name, spec.pretrained, "cpu", "fp32")
+    model = driver.load()
     layout = StoreLayout(store)
     manifest = _start_manifest(layout, model, spec, images, folder, shard_size, vector_dtype)
     plan = plan_store(layout, images, manifest, vector_dtype)
     todo_rows = sum(len(plan.rows(k)) for k in plan.todo)
-    with _progress(todo_rows, progress, model.info.name) as bar:
+    with _progress(todo_rows, progress, model) as bar:
         collector = ShardCollector(layout, plan, manifest, bar)
         if plan.todo:
             if engine == "local":
@@ -307,22 +311,3 @@ def todo_table(plan: StorePlan) -> Iterable[tuple[np.ndarray, list[str]]]:
     for k in plan.todo:
         rows = np.arange(plan.rows(k).start, plan.rows(k).stop, dtype=np.int64)
         yield rows, [plan.images.paths[i] for i in rows]
-
-
-class _NoBar:
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        return None
-
-
-def _progress(n: int, show: bool, name: str) -> Any:
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=n, desc=f"embedding into the store ({name})", unit="img")
