@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def _open_clipviz(layout: StoreLayout, images_root: Any) -> StoreEmbeddings:
     vectors = _vectors(layout, manifest)
     table = layout.read_columns(["id", "label"])
     ids = table.column("id").to_pylist() if table is not None else []
-    labels = table.column("label").to_pylist() if table is not None else []
+    labels = _labels(table.column("label")) if table is not None else []
     base = os.fspath(images_root) if images_root is not None else manifest.root
     info = ModelInfo(manifest.model_key, manifest.model_name, manifest.logit_scale, manifest.dim)
     return StoreEmbeddings(
@@ -91,11 +92,42 @@ def _open_clipviz(layout: StoreLayout, images_root: Any) -> StoreEmbeddings:
         vectors=vectors,
         model=info,
         labels=labels if any(lab is not None for lab in labels) else None,
-        paths=[os.path.join(base, i) for i in ids],
+        paths=JoinedPaths(base, ids),
         skipped=layout.read_skipped(),
         store=layout.root,
         ann_index=_load_index(layout, manifest),
     )
+
+
+def _labels(column: Any) -> list[str | None]:
+    """A dictionary-encoded column as a list that shares one str per distinct label."""
+    out: list[str | None] = []
+    for chunk in column.chunks:
+        if not hasattr(chunk, "indices"):  # a plain string chunk
+            out.extend(chunk.to_pylist())
+            continue
+        words = np.array([*chunk.dictionary.to_pylist(), None], dtype=object)
+        idx = chunk.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)
+        out.extend(words[idx].tolist())
+    return out
+
+
+class JoinedPaths(Sequence):
+    """``root/id`` for every id, made when asked (a million joined strings cost seconds)."""
+
+    def __init__(self, root: str, ids: list[str]):
+        self.root, self.ids = root, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [os.path.join(self.root, x) for x in self.ids[i]]
+        return os.path.join(self.root, self.ids[i])
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} paths under {self.root!r}>"
 
 
 def _vectors(layout: StoreLayout, manifest: Manifest) -> np.ndarray:

@@ -177,18 +177,22 @@ class StoreLayout:
         )
 
     def read_columns(self, columns: Sequence[str]) -> Any:
-        """Columns of every shard, concatenated in shard order (a pyarrow Table)."""
+        """Columns of every shard, concatenated in shard order (a pyarrow Table; ``label``
+        stays dictionary-encoded). ParquetFile, not read_table: no dataset set-up per file."""
         pa = require("pyarrow", "open_store")
         pq = require("pyarrow.parquet", "open_store")
-        tables = [pq.read_table(p, columns=list(columns)) for p in self.shard_files()]
-        return pa.concat_tables(tables) if tables else None
+        tables = [
+            pq.ParquetFile(p, read_dictionary=["label"]).read(columns=list(columns))
+            for p in self.shard_files()
+        ]
+        return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
     def read_skipped(self) -> list[tuple[str, str]]:
         pq = require("pyarrow.parquet", "open_store")
         out: list[tuple[str, str]] = []
         files = sorted(self.skipped.glob("part-*.parquet")) if self.skipped.is_dir() else []
         for path in files:
-            t = pq.read_table(path)
+            t = pq.ParquetFile(path).read()
             out.extend(zip(t.column("path").to_pylist(), t.column("reason").to_pylist(), strict=True))
         return out
 
