@@ -52,8 +52,8 @@ def prepare_batch(batch: dict[str, np.ndarray], preprocess: Any) -> dict[str, np
             stacked[i] = px
     return {
         "row": rows,
-        "hash": np.array(hashes, dtype=object),
-        "reason": np.array(reasons, dtype=object),
+        "hash": np.array(hashes, dtype=str),  # fixed-width unicode: an Arrow string column
+        "reason": np.array(reasons, dtype=str),
         "pixels": stacked,
     }
 
