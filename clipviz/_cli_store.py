@@ -47,7 +47,7 @@ def add_index_parser(sub: Any, formatter: Any) -> None:
     )
     p.add_argument("store", help="store folder")
     p.add_argument("--cells", type=int, help="inverted lists (default: about sqrt(N))")
-    p.add_argument("--nprobe", type=int, help="lists scanned per query (default: cells/16)")
+    p.add_argument("--nprobe", type=int, help="lists scanned per query (default: cells/64, at least 8)")
     p.set_defaults(run=run_index)
 
 
