@@ -27,6 +27,7 @@ _LAZY = {
     "embed_images": "clipviz.engine",
     "embed_prompts": "clipviz.engine",
     "search": "clipviz.engine",
+    "open_store": "clipviz.engine.store",
     "ImageEmbeddings": "clipviz.compute",
     "PromptEmbeddings": "clipviz.compute",
     "Predictions": "clipviz.compute",

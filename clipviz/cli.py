@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clipviz import _cli_store
+
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 QUICKSTART = "01_quickstart.ipynb"
 #: The quickstart's images (``shapes(300, seed=1)``); ``--sample shapes`` embeds exactly these.
@@ -93,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
     embed.set_defaults(run=run_embed)
+    _cli_store.add_store_options(embed)
 
     demo = sub.add_parser(
         "demo",
@@ -112,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         "of starting JupyterLab",
     )
     demo.set_defaults(run=run_demo)
+    _cli_store.add_index_parser(sub, fmt)
     return parser
 
 
@@ -128,6 +132,8 @@ def _positive_int(text: str) -> int:
 # ------------------------------------------------------------------------------- embed
 def run_embed(args: argparse.Namespace) -> int:
     """``clipviz embed``: load the images and the model, embed through the cache, report."""
+    if args.store:
+        return _cli_store.run_store_embed(args)
     images, what = _embed_source(args)
     model = _load_model(args)
     from clipviz.engine import EmbeddingCache, embed_images

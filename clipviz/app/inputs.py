@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ def resolve_images(
     ``images`` may be an ImageSet, or ImageEmbeddings (then there are no thumbnails); with both
     an ImageSet and ``embeddings=``, the embeddings are used as they are.
     """
+    if isinstance(images, (str, os.PathLike)):  # a folder, e.g. the images of open_store(...)
+        images = __import__("clipviz.engine", fromlist=["ImageSet"]).ImageSet.from_folder(images)
     if isinstance(images, ImageEmbeddings):
         if embeddings is not None:
             raise TypeError("pass the ImageEmbeddings either as images or as embeddings=, not both")

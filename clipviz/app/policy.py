@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from clipviz.compute import evaluate, nearest, zero_shot
+from clipviz.compute import evaluate, zero_shot
+from clipviz.compute.ann import nearest_auto
 
 _A_FIELDS = ("prompts", "templates", "ensemble")
 _B_FIELDS = ("prompts_b", "templates", "ensemble")
@@ -274,7 +275,7 @@ def run_search(wb: Any, text: str, k: int) -> Any:
     import pandas as pd
 
     vector = wb._texts.get([text])[0]
-    idx, scores = nearest(wb.embeddings.vectors, vector, k)
+    idx, scores = nearest_auto(wb.embeddings, vector, k)  # ANN on large stores
     ids = [wb.ids[i] for i in idx]
     grid.show_results(ids, scores, text)
     labels = [wb.labels[i] for i in idx] if wb.labels is not None else [None] * len(ids)

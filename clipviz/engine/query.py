@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from clipviz.compute import nearest
+from clipviz.compute.ann import nearest_auto
 from clipviz.compute.types import ImageEmbeddings
 
 __all__ = ["search", "query_vector"]
@@ -45,7 +45,7 @@ def search(
     import pandas as pd
 
     vector, exclude = query_vector(emb, query, model, by=by)
-    idx, scores = nearest(emb, vector, k=k, exclude=exclude)
+    idx, scores = nearest_auto(emb, vector, k=k, exclude=exclude)  # ANN on large stores
     labels = emb.labels or [None] * len(emb)
     paths = emb.paths or [None] * len(emb)
     return pd.DataFrame(

@@ -1,0 +1,130 @@
+"""The Ray engine of a store job: Ray Data tasks decode, a pool of model actors encodes.
+
+The Ray Data batch-inference pattern: the file list of the shards to do becomes a dataset (one
+block per shard); ``map_batches(prepare_batch)`` decodes and preprocesses in stateless tasks;
+``map_batches(_Encoder, concurrency=N)`` encodes in N actors that each load the model once
+(one GPU each where the cluster has GPUs, else a few CPU threads each, so that
+actors x threads fit the cores). The driver streams finished rows into the ShardCollector,
+which writes each shard as it completes. Ray retries a failed decode task and restarts a dead
+actor (``max_restarts``/``max_task_retries``); if a whole run dies, the shards written so far
+stay, and the same command finishes the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clipviz.engine.store_format import require
+from clipviz.engine.store_rows import ModelSpec, encode_batch, prepare_batch
+
+__all__ = ["RayOptions", "run_ray"]
+
+
+@dataclass
+class RayOptions:
+    """Where to run and how wide: ``address`` (else ``RAY_ADDRESS``, else a local Ray),
+    ``actors`` (model actors; default one per GPU, or what the CPUs allow) and
+    ``threads`` (torch threads per CPU actor)."""
+
+    address: str | None = None
+    actors: int | None = None
+    threads: int | None = None
+    num_cpus: int | None = None  # for a local Ray started here
+
+
+class _Encoder:
+    """A model actor: loads the model once, then encodes prepared batches."""
+
+    def __init__(self, spec: ModelSpec, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.model = spec.load()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return encode_batch(self.model, batch)
+
+
+def run_ray(
+    plan: Any, spec: ModelSpec, model: Any, collector: Any, batch_size: int, opts: Any
+) -> None:
+    """Embed the plan's shards to do on a Ray cluster, feeding ``collector`` on the driver."""
+    ray = require("ray", "--engine ray")
+    opts = opts or RayOptions()
+    started = _connect(ray, opts)
+    try:
+        ds = _dataset(ray, plan)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        actors, threads = _pool_size(gpus, cpus, opts)
+        worker_spec = ModelSpec(spec.name, spec.pretrained, "cuda" if gpus else "cpu", spec.precision)
+        ds = ds.map_batches(
+            prepare_batch,
+            fn_kwargs={"preprocess": model.preprocess},
+            batch_size=batch_size,
+            batch_format="numpy",
+            num_cpus=1,
+            max_retries=3,
+        )
+        ds = ds.map_batches(
+            _Encoder,
+            fn_constructor_kwargs={"spec": worker_spec, "threads": threads},
+            batch_size=batch_size,
+            batch_format="numpy",
+            concurrency=actors,
+            num_gpus=1 if gpus else 0,
+            num_cpus=0 if gpus else threads,
+            max_restarts=-1,
+            max_task_retries=-1,
+        )
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            collector.add(batch)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _connect(ray: Any, opts: RayOptions) -> bool:
+    """Join the cluster at ``opts.address`` / ``RAY_ADDRESS``, or start a local Ray.
+    Returns True when this call started (and so must stop) Ray."""
+    if ray.is_initialized():
+        return False
+    address = opts.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"log_to_driver": False}
+    if address is None:
+        kwargs.update(include_dashboard=False, num_cpus=opts.num_cpus)
+    ray.init(address=address, **kwargs)
+    ray.data.DataContext.get_current().enable_progress_bars = True
+    return True
+
+
+def _dataset(ray: Any, plan: Any) -> Any:
+    """The file list of the shards to do: one Arrow block per shard."""
+    pa = require("pyarrow", "--engine ray")
+    tables = []
+    for k in plan.todo:
+        rows = plan.rows(k)
+        tables.append(
+            pa.table(
+                {
+                    "row": pa.array(np.arange(rows.start, rows.stop, dtype=np.int64)),
+                    "path": pa.array([plan.images.paths[i] for i in rows], pa.string()),
+                }
+            )
+        )
+    return ray.data.from_arrow(tables)
+
+
+def _pool_size(gpus: int, cpus: int, opts: RayOptions) -> tuple[int, int]:
+    """(actors, torch threads per actor). GPUs: one actor each. CPUs: leave one core for the
+    decoding tasks and split the rest so that actors x threads <= cores."""
+    if gpus:
+        return (opts.actors or gpus), 1
+    threads = opts.threads or (1 if cpus <= 4 else 2)
+    spare = max(1, cpus - 1)
+    actors = opts.actors or max(1, spare // threads)
+    return actors, threads
