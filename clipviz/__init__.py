@@ -38,6 +38,7 @@ _LAZY = {
     "project": "clipviz.compute",
     "get_templates": "clipviz.compute",
     "Workbench": "clipviz.app",
+    "saliency": "clipviz.models.saliency",
 }
 _SUBMODULES = {"datasets", "compute", "engine", "models", "views", "app"}
 

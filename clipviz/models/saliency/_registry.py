@@ -44,7 +44,7 @@ def register(name: str, towers: tuple[str, ...], summary: str, reference: str):
 
 def _load_all() -> None:
     # importing the method modules runs their @register lines
-    from clipviz.models.saliency import gradcam, grad_eclip, grad_x_input, occlusion  # noqa: F401
+    from clipviz.models.saliency import grad_eclip, grad_x_input, gradcam, occlusion  # noqa: F401
 
 
 def list_methods(tower: str | None = None) -> list[str]:
