@@ -39,6 +39,7 @@ _LAZY = {
     "project": "clipviz.compute",
     "get_templates": "clipviz.compute",
     "Workbench": "clipviz.app",
+    "saliency": "clipviz.models.saliency",
 }
 _SUBMODULES = {"datasets", "compute", "engine", "models", "views", "app"}
 

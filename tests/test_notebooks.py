@@ -25,6 +25,7 @@ EXPECTED = [
     "03_prompt_engineering",
     "04_embedding_space",
     "05_train_your_own_clip",
+    "06_where_does_clip_look",
 ]
 CELL_TIMEOUT_S = 600  # a hang fails the test instead of stalling CI
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -152,6 +153,10 @@ PROBES = {
         "first_loss": sum(losses[:3]) / 3, "last_loss": sum(losses[-3:]) / 3, "steps": len(losses),
         "evals": evals, "results": {k: dict(v) for k, v in rows.items()},
     }""",
+    "06_where_does_clip_look": """{
+        "shape": list(maps.shape), "max": float(maps.max()), "chance": chance,
+        "results": {k: dict(v) for k, v in results.T.items()},
+    }""",
 }
 
 
@@ -230,10 +235,19 @@ def _check_training(nb, text, v):
     assert v["results"]["bundled model"]["colour acc1"] > 0.9
 
 
+def _check_saliency(nb, text, v):
+    assert v["shape"] == [4, 64, 64] and 0 < v["max"] <= 1.0
+    methods = v["results"]
+    assert {"gradcam", "grad-x-input", "occlusion", "random pointing"} <= set(methods)
+    best = max(r["pointing game"] for k, r in methods.items() if k != "random pointing")
+    assert best > v["chance"]  # measured live, some method beats random pointing
+
+
 CHECKS = {
     "01_quickstart": _check_quickstart,
     "02_your_own_images": _check_own_images,
     "03_prompt_engineering": _check_prompts,
     "04_embedding_space": _check_space,
     "05_train_your_own_clip": _check_training,
+    "06_where_does_clip_look": _check_saliency,
 }

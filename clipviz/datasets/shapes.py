@@ -64,6 +64,35 @@ _TEMPLATES = [
 _SCALE = 2  # draw at 2x, then downsample: cheap anti-aliasing
 
 
+@dataclass(frozen=True)
+class ShapeGeometry:
+    """Where the shape of one image is: exact centre, circumscribed radius and rotation.
+
+    ``mask()`` redraws the shape alone with the generator's own drawing code, so it matches the
+    image's pixels; ``box()`` is the mask's bounding box. Used as ground truth for saliency.
+    """
+
+    shape: str
+    cx: float
+    cy: float
+    radius: float
+    angle: float  # radians
+    image_size: int = IMAGE_SIZE
+
+    def mask(self) -> np.ndarray:
+        """(H, W) bool: pixels at least half covered by the shape."""
+        s = _SCALE
+        big = Image.new("L", (self.image_size * s,) * 2, 0)
+        _draw_shape(ImageDraw.Draw(big), self.shape, self.cx, self.cy, self.radius, self.angle, 255)
+        small = big.resize((self.image_size, self.image_size), Image.BOX)
+        return np.asarray(small) >= 128
+
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` pixel bounds of the mask, inclusive."""
+        ys, xs = np.nonzero(self.mask())
+        return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
 @dataclass
 class ShapesData:
     """Generated shapes: ``images[i]`` is described by ``captions[i]`` and ``labels.iloc[i]``."""
@@ -74,6 +103,7 @@ class ShapesData:
     seed: int = 0
     split: str = "all"
     ids: list[str] = field(default_factory=list)
+    geometry: list[ShapeGeometry] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -173,8 +203,10 @@ def _background(rng: np.random.Generator, fill: np.ndarray) -> tuple[np.ndarray,
     raise RuntimeError(f"no background keeps contrast with fill colour {fill.tolist()}")
 
 
-def _render_one(seed: int, index: int, split: str) -> tuple[np.ndarray, dict[str, Any], str]:
-    """One image (uint8 HxWx3), its labels and its caption, from (seed, index) alone."""
+def _render_one(
+    seed: int, index: int, split: str
+) -> tuple[np.ndarray, dict[str, Any], str, ShapeGeometry]:
+    """One image (uint8 HxWx3), its labels, caption and geometry, from (seed, index) alone."""
     rng = np.random.default_rng([seed, index, SPLITS.index(split)])
     pairs = combinations(split)
     colour, shape = pairs[int(rng.integers(len(pairs)))]
@@ -186,14 +218,8 @@ def _render_one(seed: int, index: int, split: str) -> tuple[np.ndarray, dict[str
     margin = r + 2
     cx, cy = rng.uniform(margin, IMAGE_SIZE - margin, size=2)
     big = Image.fromarray(bg).resize((IMAGE_SIZE * _SCALE,) * 2, Image.NEAREST)
-    draw = ImageDraw.Draw(big)
     colour_fill = tuple(int(v) for v in fill)
-    s = _SCALE
-    poly = _polygon(shape, r * s, angle)
-    if poly is None:
-        draw.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=colour_fill)
-    else:
-        draw.polygon([(cx * s + x, cy * s + y) for x, y in poly], fill=colour_fill)
+    _draw_shape(ImageDraw.Draw(big), shape, cx, cy, r, angle, colour_fill)
     img = np.asarray(big.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX))
     template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
     caption = _articles(
@@ -209,7 +235,20 @@ def _render_one(seed: int, index: int, split: str) -> tuple[np.ndarray, dict[str
         "y": round(float(cy), 2),
         "radius": round(float(r), 2),
     }
-    return img, labels, caption
+    geometry = ShapeGeometry(shape, float(cx), float(cy), float(r), float(angle))
+    return img, labels, caption, geometry
+
+
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, angle: float, fill: Any
+) -> None:
+    """Draw one shape on a canvas at ``_SCALE`` times the output size (images and masks)."""
+    s = _SCALE
+    poly = _polygon(shape, r * s, angle)
+    if poly is None:
+        draw.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=fill)
+    else:
+        draw.polygon([(cx * s + x, cy * s + y) for x, y in poly], fill=fill)
 
 
 def _articles(caption: str, rng: np.random.Generator) -> str:
@@ -221,10 +260,13 @@ def _articles(caption: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
-def _render_range(args: tuple[int, int, int, str]) -> tuple[np.ndarray, list[dict], list[str]]:
+def _render_range(
+    args: tuple[int, int, int, str],
+) -> tuple[np.ndarray, list[dict], list[str], list[ShapeGeometry]]:
     seed, start, stop, split = args
     out = [_render_one(seed, i, split) for i in range(start, stop)]
-    return np.stack([o[0] for o in out]), [o[1] for o in out], [o[2] for o in out]
+    images = np.stack([o[0] for o in out])
+    return images, [o[1] for o in out], [o[2] for o in out], [o[3] for o in out]
 
 
 def shapes_array(
@@ -252,6 +294,13 @@ def shapes_array(
         Columns shape, colour, size, background, style, x, y, radius.
     captions : list of str
     """
+    images, labels, captions, _ = _generate(n, seed, split, processes)
+    return images, labels, captions
+
+
+def _generate(
+    n: int, seed: int, split: str, processes: int
+) -> tuple[np.ndarray, pd.DataFrame, list[str], list[ShapeGeometry]]:
     import pandas as pd
 
     _check_split(split)
@@ -269,11 +318,12 @@ def shapes_array(
         parts = [_render_range(j) for j in jobs]
     if not parts:
         empty = pd.DataFrame(columns=["shape", "colour", "size", "background"])
-        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), empty, []
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), empty, [], []
     images = np.concatenate([p[0] for p in parts])
     labels = pd.DataFrame([row for p in parts for row in p[1]])
     captions = [c for p in parts for c in p[2]]
-    return images, labels, captions
+    geometry = [g for p in parts for g in p[3]]
+    return images, labels, captions, geometry
 
 
 def shapes(n: int, seed: int = 0, *, split: str = "all", processes: int = 1) -> ShapesData:
@@ -295,7 +345,8 @@ def shapes(n: int, seed: int = 0, *, split: str = "all", processes: int = 1) -> 
     -------
     ShapesData
         ``.images`` (64x64 PIL RGB), ``.captions``, ``.labels`` (DataFrame with shape, colour,
-        size, background, ...), ``.to_imageset(label=...)``.
+        size, background, ...), ``.geometry`` (one :class:`ShapeGeometry` per image: centre,
+        radius, ``mask()``, ``box()``), ``.to_imageset(label=...)``.
 
     Examples
     --------
@@ -303,7 +354,7 @@ def shapes(n: int, seed: int = 0, *, split: str = "all", processes: int = 1) -> 
     >>> data.captions[0]  # doctest: +SKIP
     'a photo of a small red circle'
     """
-    arr, labels, captions = shapes_array(n, seed, split=split, processes=processes)
+    arr, labels, captions, geometry = _generate(n, seed, split, processes)
     images = [Image.fromarray(a) for a in arr]
     ids = [f"shapes-{seed}-{split}-{i:05d}" for i in range(len(images))]
-    return ShapesData(images, captions, labels, seed=seed, split=split, ids=ids)
+    return ShapesData(images, captions, labels, seed=seed, split=split, ids=ids, geometry=geometry)

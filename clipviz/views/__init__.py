@@ -17,6 +17,7 @@ _NAMES = {
     "EmbeddingMap": "clipviz.views.embedding_map",
     "SimilarityHeatmap": "clipviz.views.heatmap",
     "MetricsPanel": "clipviz.views.metrics_panel",
+    "SaliencyView": "clipviz.views.saliency_view",
 }
 
 __all__ = sorted(_NAMES)

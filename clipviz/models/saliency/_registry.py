@@ -1,0 +1,73 @@
+"""The saliency methods by name, which towers each supports, and the measured default per tower."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Method", "register", "get_method", "list_methods", "AUTO"]
+
+# (model wrapper, pixels (B, 3, S, S), targets (B, P, D) unit text vectors) -> (B, P, s, s) >= 0
+MapFn = Callable[[Any, Any, Any], np.ndarray]
+
+# ResNet: measured by benchmarks/saliency_quality.py on the bundled model (pointing game, 100
+# fresh shapes images): grad-x-input 0.60, gradcam 0.54, occlusion 0.44. ViT: no trained ViT
+# to measure on yet, so the published CLIP-specific method; re-measure when clipviz-shapes-vit
+# lands. Change only with a new measurement.
+AUTO = {"resnet": "grad-x-input", "vit": "grad-eclip"}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One saliency method: its name, the towers it supports and what it is."""
+
+    name: str
+    towers: tuple[str, ...]
+    fn: MapFn
+    summary: str
+    reference: str
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register(name: str, towers: tuple[str, ...], summary: str, reference: str):
+    """Decorator: add a map function to the registry under ``name``."""
+
+    def wrap(fn: MapFn) -> MapFn:
+        _METHODS[name] = Method(name, towers, fn, summary, reference)
+        return fn
+
+    return wrap
+
+
+def _load_all() -> None:
+    # importing the method modules runs their @register lines
+    from clipviz.models.saliency import grad_eclip, grad_x_input, gradcam, occlusion  # noqa: F401
+
+
+def list_methods(tower: str | None = None) -> list[str]:
+    """Names of the registered methods, optionally only those supporting ``tower``."""
+    _load_all()
+    return [m.name for m in _METHODS.values() if tower is None or tower in m.towers]
+
+
+def get_method(name: str, tower: str) -> Method:
+    """The method called ``name`` (``"auto"``: the measured best for ``tower``)."""
+    _load_all()
+    if name == "auto":
+        name = AUTO[tower]
+    method = _METHODS.get(name)
+    if method is None:
+        raise ValueError(
+            f"unknown saliency method {name!r}; choose 'auto' or one of {list_methods()}"
+        )
+    if tower not in method.towers:
+        raise ValueError(
+            f"saliency method {name!r} supports {list(method.towers)} towers, not this "
+            f"model's {tower!r} tower; for it choose one of {list_methods(tower)}"
+        )
+    return method
