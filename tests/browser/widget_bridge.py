@@ -17,7 +17,7 @@ from typing import Any
 HOST = "http://clipviz.test"
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
-body { margin: 0; font-family: sans-serif; } #root { width: __W__px; }
+body { margin: 0; font-family: sans-serif; } #root { width: __W__px; } __CSS__
 </style></head><body><div id="root"></div><script type="module">
 const decode = (v) => {
   if (v && typeof v === "object" && "__b64__" in v) {
@@ -90,7 +90,9 @@ def _decode(value: Any) -> Any:
 class WidgetPage:
     """One anywidget mounted in a fresh chromium page, bridged to its Python object."""
 
-    def __init__(self, browser: Any, widget: Any, *, width: int = 900, height: int = 700) -> None:
+    def __init__(
+        self, browser: Any, widget: Any, *, width: int = 900, height: int = 700, page_css: str = ""
+    ) -> None:
         from ipywidgets.widgets.widget import _put_buffers
 
         self.widget = widget
@@ -99,7 +101,7 @@ class WidgetPage:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        html = PAGE.replace("__W__", str(width))
+        html = PAGE.replace("__W__", str(width)).replace("__CSS__", page_css)
         self.page.route(f"{HOST}/**", lambda route: route.fulfill(body=html, content_type="text/html"))
         self.page.goto(f"{HOST}/index.html")
         self.page.wait_for_function("window.__ready === true")
