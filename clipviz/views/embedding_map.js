@@ -137,7 +137,7 @@ class MapView {
     for (const b of dom.modes) b.addEventListener("click", () => this.setMode(b.dataset.mode));
     dom.fit.addEventListener("click", () => this.fit());
     dom.colour.addEventListener("change", () => { model.set("color_by", dom.colour.value); model.save_changes(); });
-    this.resize = new ResizeObserver(() => { this.sp.set(this.size()); this.drawOverlay(); });
+    this.resize = new ResizeObserver(() => { this.box = this.size(); this.sp.set(this.box); this.drawOverlay(); });
     this.resize.observe(dom.stage);
     this.onMsg = (msg, buffers) => this.message(msg, buffers);
     model.on("msg:custom", this.onMsg);
@@ -169,6 +169,7 @@ class MapView {
     const p = model.get("pending");
     dom.method.textContent = p ? `${m} · ${p.toUpperCase()} computing…` : m;
     this.drawLegend();
+    this.buildPrompts();
     this.drawOverlay();
   }
 
@@ -250,32 +251,15 @@ class MapView {
     this.drawOverlay();
   }
 
-  drawOverlay() {
-    const svg = this.dom.overlay;
-    const { width, height } = this.size();
-    svg.setAttribute("width", width);
-    svg.setAttribute("height", height);
-    svg.replaceChildren();
-    const view = this.view;
-    if (!view) return;
-    const rows = this.rows || [];
-    if (rows.length === 1 && this.points && rows[0] < this.points.x.length) {
-      const [sx, sy] = toScreen(view, this.points.x[rows[0]], this.points.y[rows[0]], width, height);
-      const ring = document.createElementNS(SVG, "circle");
-      ring.setAttribute("class", "clipviz-map-ring");
-      Object.entries({ cx: sx, cy: sy, r: 11 }).forEach(([k, v]) => ring.setAttribute(k, v));
-      svg.append(ring);
-    }
+  buildPrompts() {
+    // Prompt markers are made once per change of the prompts; a camera move only re-places them.
     const dv = this.model.get("prompt_xy");
-    const xy = dv && dv.byteLength ? typed(dv, "float32") : new Float32Array(0);
-    const texts = this.model.get("prompts");
+    this.promptXy = dv && dv.byteLength ? typed(dv, "float32") : new Float32Array(0);
     const colours = this.model.get("prompt_colors");
     const star = starPath(9);
-    texts.forEach((text, k) => {
-      const [sx, sy] = toScreen(view, xy[2 * k], xy[2 * k + 1], width, height);
+    this.promptNodes = this.model.get("prompts").map((text, k) => {
       const g = document.createElementNS(SVG, "g");
       g.setAttribute("class", "clipviz-map-prompt");
-      g.setAttribute("transform", `translate(${sx.toFixed(1)},${sy.toFixed(1)})`);
       const path = document.createElementNS(SVG, "path");
       path.setAttribute("d", star);
       path.setAttribute("fill", colours[k] || "#888");
@@ -284,7 +268,33 @@ class MapView {
       label.setAttribute("text-anchor", "middle");
       label.textContent = text;
       g.append(path, label);
-      svg.append(g);
+      return g;
+    });
+    this.ring = document.createElementNS(SVG, "circle");
+    this.ring.setAttribute("class", "clipviz-map-ring");
+    this.ring.setAttribute("r", 11);
+    this.dom.overlay.replaceChildren(this.ring, ...this.promptNodes);
+  }
+
+  drawOverlay() {
+    const { width, height } = this.box || this.size();
+    const svg = this.dom.overlay;
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    const view = this.view;
+    if (!view || !this.promptNodes) return;
+    const rows = this.rows || [];
+    const lone = rows.length === 1 && this.points && rows[0] < this.points.x.length;
+    this.ring.style.display = lone ? "" : "none";
+    if (lone) {
+      const [sx, sy] = toScreen(view, this.points.x[rows[0]], this.points.y[rows[0]], width, height);
+      this.ring.setAttribute("cx", sx);
+      this.ring.setAttribute("cy", sy);
+    }
+    const xy = this.promptXy;
+    this.promptNodes.forEach((g, k) => {
+      const [sx, sy] = toScreen(view, xy[2 * k], xy[2 * k + 1], width, height);
+      g.setAttribute("transform", `translate(${sx.toFixed(1)},${sy.toFixed(1)})`);
     });
   }
 
@@ -306,7 +316,7 @@ class MapView {
       tipImg.style.display = "";
     } else tipImg.style.display = "none";
     tipText.replaceChildren(...msg.lines.map((line) => node("div", "", line)));
-    const { width } = this.size();
+    const { width } = this.box || this.size();
     const [mx, my] = this.mouse;
     tip.style.left = `${mx + 180 > width ? mx - 170 : mx + 14}px`;
     tip.style.top = `${Math.max(0, my - 20)}px`;

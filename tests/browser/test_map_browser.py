@@ -150,10 +150,13 @@ def test_hover_fetches_one_thumbnail_from_python(mapped):
     sxy = _screen_xy(wp)
     target = int(np.argmin(np.abs(sxy - sxy.mean(axis=0)).sum(axis=1)))
     wp.page.mouse.move(stage["x"] + sxy[target, 0], stage["y"] + sxy[target, 1])
-    wp.page.wait_for_timeout(400)
-    wp.pump()
     tip = wp.page.locator(".clipviz-map-tip")
-    tip.wait_for(state="visible", timeout=10_000)
+    for _ in range(60):  # the page asks after a short debounce; answer whenever it does
+        wp.page.wait_for_timeout(250)
+        wp.pump()
+        if tip.is_visible():
+            break
+    assert tip.is_visible()
     hovered = wp.view.hover
     assert hovered is not None and hovered in tip.inner_text()
     width = wp.page.evaluate("document.querySelector('.clipviz-map-tip-img').decode()"

@@ -91,7 +91,8 @@ class WidgetPage:
     """One anywidget mounted in a fresh chromium page, bridged to its Python object."""
 
     def __init__(
-        self, browser: Any, widget: Any, *, width: int = 900, height: int = 700, page_css: str = ""
+        self, browser: Any, widget: Any, *, width: int = 900, height: int = 700, page_css: str = "",
+        init_script: str = "",
     ) -> None:
         from ipywidgets.widgets.widget import _put_buffers
 
@@ -102,6 +103,8 @@ class WidgetPage:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         html = PAGE.replace("__W__", str(width)).replace("__CSS__", page_css)
+        if init_script:  # e.g. a benchmark's frame and draw-call probes, before any script
+            self.page.add_init_script(init_script)
         self.page.route(f"{HOST}/**", lambda route: route.fulfill(body=html, content_type="text/html"))
         self.page.goto(f"{HOST}/index.html")
         self.page.wait_for_function("window.__ready === true")
