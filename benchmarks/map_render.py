@@ -38,6 +38,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WIDTH, HEIGHT = 900, 520
+ZOOM_REPEATS = 5
 
 PROBES = """
 window.__frames = []; window.__big = []; window.__bigFrames = []; window.__minCount = 1e12;
@@ -101,6 +102,23 @@ def jscatter_widget(xy: np.ndarray, labels: list[str]):
     return plot.widget
 
 
+def largest_message_bytes(widget) -> int:
+    """The largest comm message the widget needs to show its points (state or a point chunk)."""
+    from clipviz.views._plotting import record_messages
+
+    state = widget.get_state()
+    binary = sum(len(v) for v in state.values() if isinstance(v, bytes | memoryview))
+    nested = [v["view"] for v in state.values() if isinstance(v, dict) and "view" in v]
+    binary += sum(memoryview(v).nbytes for v in nested)
+    largest = binary + len(json.dumps({k: v for k, v in state.items()
+                                       if isinstance(v, str | int | float | list)}))  # fmt: skip
+    if hasattr(widget, "_lib"):  # clipviz: points come as messages after the state
+        with record_messages(widget) as sent:
+            widget._handle_custom_msg({"type": "request_points"}, [])
+        largest = max([largest, *(j + b for j, b in sent)])
+    return largest
+
+
 def _wait(wp: WidgetPage, js: str, deadline: float) -> bool:
     while time.perf_counter() < deadline:
         wp.pump()
@@ -134,7 +152,7 @@ def _centre(wp: WidgetPage) -> tuple[float, float]:
 def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
     xy, labels = points(n)
     widget = make(xy, labels)
-    out: dict[str, float | str] = {}
+    out: dict[str, float | str] = {"largest_message_mb": largest_message_bytes(widget) / 2**20}
     deadline = time.perf_counter() + timeout
     t0 = time.perf_counter()
     wp = WidgetPage(browser, widget, width=WIDTH, height=HEIGHT + 200,
@@ -146,13 +164,18 @@ def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
         x, y = _centre(wp)
         wp.page.mouse.move(x, y)
         out["idle_full_draws_per_s"] = _settle(wp, deadline)
-        before = wp.page.evaluate("performance.now()")
-        wp.page.mouse.wheel(0, -240)
-        js = f"window.__bigFrames.some((f) => f > {before})"
-        if not _wait(wp, js, deadline):
-            return out | {"status": "zoom redraw did not finish in time"}
-        first = wp.page.evaluate(f"Math.min(...window.__bigFrames.filter((f) => f > {before}))")
-        out["zoom_redraw_s"] = (first - before) / 1000
+        zooms = []
+        for _ in range(ZOOM_REPEATS):  # the median of a few: the machine is shared
+            _settle(wp, deadline)
+            before = wp.page.evaluate("performance.now()")
+            wp.page.mouse.wheel(0, -120)
+            js = f"window.__bigFrames.some((f) => f > {before})"
+            if not _wait(wp, js, deadline):
+                return out | {"status": "zoom redraw did not finish in time"}
+            first = wp.page.evaluate(f"Math.min(...window.__bigFrames.filter((f) => f > {before}))")
+            zooms.append((first - before) / 1000)
+        out["zoom_redraw_s"] = float(np.median(zooms))
+        out["zoom_redraw_all_s"] = zooms
         wp.page.wait_for_timeout(800)
         start_page = wp.page.evaluate("performance.now()")
         t1 = time.perf_counter()
@@ -162,10 +185,14 @@ def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
             if time.perf_counter() > deadline:
                 return out | {"status": "drag-pan did not finish in time"}
         wp.page.mouse.up()
-        wp.page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        wp.page.evaluate(
+            "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
         out["drag_pan_s"] = time.perf_counter() - t1
         frames = np.array(wp.page.evaluate(f"window.__frames.filter((f) => f >= {start_page})"))
-        out["drag_longest_frame_gap_s"] = float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
+        out["drag_longest_frame_gap_s"] = (
+            float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
+        )
         out["page_errors"] = "; ".join(wp.errors)[:300]
         out["status"] = "ok"
         return out
@@ -179,9 +206,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per size and widget")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "map_render.json"))
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     import jscatter
+    from playwright.sync_api import sync_playwright
 
     results: dict[str, dict] = {}
     load_before = os.getloadavg()
@@ -193,7 +219,12 @@ def main() -> None:
                 row[name] = measure(browser, make, n, args.timeout)
                 print(n, name, row[name], flush=True)
             ratios = {}
-            for key in ("first_render_s", "zoom_redraw_s", "drag_pan_s", "drag_longest_frame_gap_s"):
+            for key in (
+                "first_render_s",
+                "zoom_redraw_s",
+                "drag_pan_s",
+                "drag_longest_frame_gap_s",
+            ):
                 a, b = row["clipviz"].get(key), row["jupyter_scatter"].get(key)
                 if isinstance(a, float) and isinstance(b, float) and b > 0:
                     ratios[key] = round(a / b, 3)
@@ -206,8 +237,12 @@ def main() -> None:
         f"{jscatter.__version__} in the same headless chromium (software GL), same points",
         "harness": "kernel-less bridge (tests/browser/widget_bridge.py): real widget state and "
         "messages delivered base64 over CDP; WebGL draw calls and rAF frames probed in the page",
-        "targets": {"first_render_100k": "<= 1.0x", "first_render_1M": "<= 1.2x",
-                    "zoom_redraw": "<= 1.0x", "drag_longest_frame_gap_100k_s": "<= 0.3"},  # fmt: skip
+        "targets": {
+            "first_render_100k": "<= 1.0x",
+            "first_render_1M": "<= 1.2x",
+            "zoom_redraw": "<= 1.0x",
+            "drag_longest_frame_gap_100k_s": "<= 0.3",
+        },  # fmt: skip
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "note": "measured on a shared 2-core machine under load; compare ratios from one run",
@@ -216,7 +251,11 @@ def main() -> None:
         "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({n: r["ratio_clipviz_over_jupyter_scatter"] for n, r in results.items()}, indent=1))
+    print(
+        json.dumps(
+            {n: r["ratio_clipviz_over_jupyter_scatter"] for n, r in results.items()}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -65,14 +65,18 @@ def test_state_holds_names_and_prompts_but_no_per_point_data():
     labels = [f"class{k % 10}" for k in range(n)]
     view.set_points(rng.normal(size=(n, 2)), [f"i{k}" for k in range(n)], labels,
                     np.ones((3, 2)), ["class0", EVIL, "x"])  # fmt: skip
-    state = {k: v for k, v in view.map_widget.get_state().items() if k not in ("_lib", "_esm", "_css")}
+    state = {
+        k: v for k, v in view.map_widget.get_state().items() if k not in ("_lib", "_esm", "_css")
+    }
     assert state["n_points"] == n and state["categories"] == [f"class{k}" for k in range(10)]
     assert state["present"] == list(range(10)) and len(state["colors"]) == 10
     assert state["prompts"] == ["class0", EVIL, "x"]  # raw: the page sets textContent
     assert state["prompt_colors"][0] == state["colors"][0]  # a prompt that is a label: its colour
     xy = np.frombuffer(state["prompt_xy"], np.float32).reshape(-1, 2)
     assert xy.shape == (3, 2) and np.abs(xy).max() <= 1.0  # normalised like the points
-    size = sum(len(v) if isinstance(v, bytes | memoryview) else len(json.dumps(v)) for v in state.values())
+    size = sum(
+        len(v) if isinstance(v, bytes | memoryview) else len(json.dumps(v)) for v in state.values()
+    )
     assert size < 4000, "points travel as messages, never in the widget state"
 
 
@@ -91,7 +95,11 @@ def test_one_million_points_travel_in_binary_messages_under_10_mb():
     assert sum(b for _, b in sizes) == n * (4 + 4 + 2)  # float32 x, y; uint16 codes (300 classes)
     assert max(j for j, _ in sizes) < 400  # the JSON part is a small header
     first, buffers = seen[0]
-    assert first["fields"] == ["x", "y", "z"] and first["dtypes"] == ["float32", "float32", "uint16"]
+    assert first["fields"] == ["x", "y", "z"] and first["dtypes"] == [
+        "float32",
+        "float32",
+        "uint16",
+    ]
     assert first["fit"] is True and first["chunks"] == 2 and seen[1][0]["start"] == 500_000
     x = np.frombuffer(buffers[0], np.float32)
     assert len(x) == 500_000 and np.abs(x).max() <= 1.0
@@ -157,9 +165,15 @@ def test_hover_fetches_one_thumbnail_on_demand():
     _page(view, {"type": "hover", "index": 1})
     assert asked == [1] and view.hover == ids[1]
     content, buffers = seen[-1]
-    assert content["type"] == "thumbnail" and content["index"] == 1 and content["mime"] == "image/png"
+    assert (
+        content["type"] == "thumbnail" and content["index"] == 1 and content["mime"] == "image/png"
+    )
     assert buffers == [png]
-    assert content["lines"] == [ids[1], "predicted: square", "true: square"]  # raw; page: textContent
+    assert content["lines"] == [
+        ids[1],
+        "predicted: square",
+        "true: square",
+    ]  # raw; page: textContent
     _page(view, {"type": "hover", "index": 77})  # out of range: ignored
     assert asked == [1]
     webp = b"RIFF\x00\x00\x00\x00WEBPVP8 "

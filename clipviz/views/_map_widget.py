@@ -52,9 +52,7 @@ def widget_class() -> type:
     return MapWidget
 
 
-def normalise(
-    xy: np.ndarray, extent: tuple[float, float, float, float]
-) -> np.ndarray:
+def normalise(xy: np.ndarray, extent: tuple[float, float, float, float]) -> np.ndarray:
     """Map data coordinates into regl-scatterplot's [-1, 1] square, keeping the aspect ratio."""
     x0, x1, y0, y1 = extent
     half = max(x1 - x0, y1 - y0) / 2 * 1.06 or 1.0  # a small margin round the points

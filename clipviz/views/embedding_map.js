@@ -279,8 +279,10 @@ class MapView {
   drawOverlay() {
     const { width, height } = this.box || this.size();
     const svg = this.dom.overlay;
-    svg.setAttribute("width", width);
-    svg.setAttribute("height", height);
+    if (svg.getAttribute("width") !== `${width}` || svg.getAttribute("height") !== `${height}`) {
+      svg.setAttribute("width", width);
+      svg.setAttribute("height", height);
+    }
     const view = this.view;
     if (!view || !this.promptNodes) return;
     const rows = this.rows || [];

@@ -17,7 +17,14 @@ import numpy as np
 from traitlets import Bool, Enum, HasTraits, List, Unicode, observe
 
 from clipviz.views import _map_widget as wire
-from clipviz.views._plotting import PALETTE, ColourMap, as_strings, as_xy, check_thumbnails, image_format
+from clipviz.views._plotting import (
+    PALETTE,
+    ColourMap,
+    as_strings,
+    as_xy,
+    check_thumbnails,
+    image_format,
+)
 
 _LEGEND_MAX = 30  # more classes than this present: the legend lists the first ones and a count
 
@@ -129,7 +136,9 @@ class EmbeddingMap(HasTraits):
         pxy = None
         if prompt_xy is not None or texts is not None:
             texts = texts or []
-            pxy = as_xy(np.zeros((0, 2)) if prompt_xy is None else prompt_xy, "prompt_xy", len(texts))
+            pxy = as_xy(
+                np.zeros((0, 2)) if prompt_xy is None else prompt_xy, "prompt_xy", len(texts)
+            )
         self._xy, self._ids, self._index = xy, ids, index
         self._predicted, self._true = predicted, true
         if pxy is not None:
@@ -253,7 +262,9 @@ class EmbeddingMap(HasTraits):
         present = np.unique(self._codes).tolist() if len(self._codes) else []
         self._w.categories = names
         self._w.colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
-        self._w.present = present[:_LEGEND_MAX] + ([-len(present)] if len(present) > _LEGEND_MAX else [])
+        self._w.present = present[:_LEGEND_MAX] + (
+            [-len(present)] if len(present) > _LEGEND_MAX else []
+        )
 
     def _sync_prompts(self) -> None:
         with self._w.hold_sync():

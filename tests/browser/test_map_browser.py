@@ -159,8 +159,10 @@ def test_hover_fetches_one_thumbnail_from_python(mapped):
     assert tip.is_visible()
     hovered = wp.view.hover
     assert hovered is not None and hovered in tip.inner_text()
-    width = wp.page.evaluate("document.querySelector('.clipviz-map-tip-img').decode()"
-                             ".then(() => document.querySelector('.clipviz-map-tip-img').naturalWidth)")
+    width = wp.page.evaluate(
+        "document.querySelector('.clipviz-map-tip-img').decode()"
+        ".then(() => document.querySelector('.clipviz-map-tip-img').naturalWidth)"
+    )
     assert width == 48
     assert 1 <= len(wp.asked) <= 3  # one image per hover, never all of them
     _shot(wp, "hover_thumbnail")
@@ -212,7 +214,9 @@ def test_dark_theme_variables_are_used(browser):
             "getComputedStyle(document.querySelector('.clipviz-map-prompt text')).fill"
         )
         assert fill == "rgb(238, 238, 238)"  # light text on the dark background
-        bar = wp.page.evaluate("getComputedStyle(document.querySelector('.clipviz-map-view')).color")
+        bar = wp.page.evaluate(
+            "getComputedStyle(document.querySelector('.clipviz-map-view')).color"
+        )
         assert bar == "rgb(238, 238, 238)"
     finally:
         wp.close()

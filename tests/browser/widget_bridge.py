@@ -91,7 +91,13 @@ class WidgetPage:
     """One anywidget mounted in a fresh chromium page, bridged to its Python object."""
 
     def __init__(
-        self, browser: Any, widget: Any, *, width: int = 900, height: int = 700, page_css: str = "",
+        self,
+        browser: Any,
+        widget: Any,
+        *,
+        width: int = 900,
+        height: int = 700,
+        page_css: str = "",
         init_script: str = "",
     ) -> None:
         from ipywidgets.widgets.widget import _put_buffers
@@ -105,7 +111,9 @@ class WidgetPage:
         html = PAGE.replace("__W__", str(width)).replace("__CSS__", page_css)
         if init_script:  # e.g. a benchmark's frame and draw-call probes, before any script
             self.page.add_init_script(init_script)
-        self.page.route(f"{HOST}/**", lambda route: route.fulfill(body=html, content_type="text/html"))
+        self.page.route(
+            f"{HOST}/**", lambda route: route.fulfill(body=html, content_type="text/html")
+        )
         self.page.goto(f"{HOST}/index.html")
         self.page.wait_for_function("window.__ready === true")
         widget._send = self._to_page  # what the comm would carry to the front end
@@ -155,4 +163,3 @@ def _asset(widget: Any, name: str) -> str:
     if len(str(value)) < 500 and path.exists():
         return path.read_text(encoding="utf-8")
     return str(value)
-
