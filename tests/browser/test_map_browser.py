@@ -130,7 +130,26 @@ def test_box_selection_reaches_python_and_python_selection_replaces_it(mapped):
     overlap = len(chosen & expected) / len(chosen | expected)
     assert overlap > 0.97, (len(chosen), len(expected))  # border points may differ by rounding
     assert wp.page.locator(".clipviz-map-count").inner_text() == f"{len(chosen):,} selected"
-    # a grid click in the workbench sets one id from Python: it replaces the box selection
+    # a freeform lasso (a circle) replaces it
+    wp.page.locator(".clipviz-map-mode[data-mode='lasso']").click()
+    cx, cy, r = 560, 260, 90
+    ring = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 37)]
+    mouse.move(stage["x"] + ring[0][0], stage["y"] + ring[0][1])
+    mouse.down()
+    for px, py in ring[1:]:
+        mouse.move(stage["x"] + px, stage["y"] + py)
+        wp.page.wait_for_timeout(15)
+    mouse.up()
+    wp.page.wait_for_timeout(300)
+    wp.pump()
+    _shot(wp, "lasso_selected")
+    lassoed = set(wp.view.selection)
+    inside = np.hypot(sxy[:, 0] - cx, sxy[:, 1] - cy) < r * np.cos(np.pi / 36)  # inscribed
+    expected = {f"img{k}" for k in np.flatnonzero(inside)}
+    assert len(expected) > 500 and len(expected - lassoed) < 0.01 * len(expected)
+    outside = {f"img{k}" for k in np.flatnonzero(np.hypot(sxy[:, 0] - cx, sxy[:, 1] - cy) > r + 2)}
+    assert not lassoed & outside  # nothing outside the drawn ring
+    # a grid click in the workbench sets one id from Python: it replaces the lasso selection
     wp.view.selection = ["img42"]
     wp.page.wait_for_timeout(300)
     assert wp.page.evaluate(f"{MAP}.sp.get('selectedPoints')") == [42]
