@@ -39,6 +39,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WIDTH, HEIGHT = 900, 520
 ZOOM_REPEATS = 5
+CHOICE = (
+    "regl-scatterplot vendored in clipviz's own anywidget, not jscatter.Scatter: both draw "
+    "with regl-scatterplot 1.16.0, so per-frame costs match (ratios here are within the "
+    "noise of a loaded machine); around it jupyter-scatter sends all points in its state "
+    "(largest_message_mb 17.4 at 1M, over the server's 10 MB limit), ships a 2 MB bundle, "
+    "needs a pandas copy, and does not expose its camera, which the prompt overlay, the "
+    "camera fit on a new projection and kernel-served hover thumbnails need"
+)
 
 PROBES = """
 window.__frames = []; window.__big = []; window.__bigFrames = []; window.__minCount = 1e12;
@@ -243,6 +251,7 @@ def main() -> None:
             "zoom_redraw": "<= 1.0x",
             "drag_longest_frame_gap_100k_s": "<= 0.3",
         },  # fmt: skip
+        "choice": CHOICE,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "note": "measured on a shared 2-core machine under load; compare ratios from one run",
