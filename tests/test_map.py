@@ -1,4 +1,8 @@
-"""EmbeddingMap: figure state, binary arrays, prompt-only updates, selection both ways, escaping."""
+"""EmbeddingMap: widget state, binary point messages under 10 MB, selection both ways, hover.
+
+Page messages are delivered exactly as the comm does (``_handle_custom_msg`` with buffers);
+what the widget sends is recorded with ``record_messages``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ import sys
 import numpy as np
 import pytest
 
+from clipviz.views import _map_widget as wire
 from clipviz.views._plotting import record_messages
 from clipviz.views.embedding_map import EmbeddingMap
 
 EVIL = "<img src=x onerror=alert(1)>"
+MB = 1024 * 1024
 
 
 def _data(n: int = 6, seed: int = 0):
@@ -23,220 +29,212 @@ def _data(n: int = 6, seed: int = 0):
     return rng.normal(size=(n, 2)), ids, labels
 
 
-def _sent(fig):
-    """Collect the decoded messages the figure sends to the page while a block runs."""
-    seen: list[dict] = []
-    original = fig.send
-
-    def keep(content, buffers=None):
-        seen.append(content)
-        return original(content, buffers)
-
-    fig.send = keep
-    return seen
-
-
-def _event(fig, name: str, selected: dict[int, list[int]] | None = None, points=None) -> None:
-    """Deliver a page event exactly as the comm does (custom message content + int32 buffers)."""
-    groups, buffers = [], []
-    for trace, rows in (selected or {}).items():
-        groups.append({"trace": trace, "buffer": len(buffers)})
-        buffers.append(memoryview(np.asarray(rows, np.int32).tobytes()))
-    content = {"type": "event", "event": name, "groups": groups, "points": points or []}
-    fig._handle_custom_msg(content, buffers)
-
-
 def _built_map(n: int = 6) -> tuple[EmbeddingMap, list[str], list[str]]:
     xy, ids, labels = _data(n)
     view = EmbeddingMap()
     view.set_points(
         xy, ids, labels, np.zeros((2, 2)), ["circle", "square"], true_labels=labels[::-1]
     )
-    view.widget  # noqa: B018 - builds figure, controls and hover panel
+    view.widget  # noqa: B018 - builds the anywidget
     return view, ids, labels
 
 
-def test_set_points_builds_float32_traces_with_label_codes():
-    xy, ids, labels = _data(9)
-    view = EmbeddingMap()
-    view.set_points(xy, ids, labels, np.ones((3, 2)), ["circle", "square", "triangle"])
-    fig = view.figure
-    images, prompts = fig.data
-    assert images.type == "scattergl" and len(images.x) == 9
-    assert images.x.dtype == np.float32 and images.y.dtype == np.float32
-    np.testing.assert_allclose(images.x, xy[:, 0].astype(np.float32))
-    codes = np.asarray(images.marker.color)
-    assert codes.dtype == np.uint8
-    # same label -> same code, different labels -> different codes
-    assert codes[0] == codes[3] and len(set(codes.tolist())) == 3
-    assert len(prompts.x) == 3 and prompts.mode == "markers+text"
-    assert prompts.marker.symbol == "star"
-    # a prompt that is also a label gets that label's colour
-    assert prompts.marker.color[0] == view._colours.colour("circle")
+def _page(view: EmbeddingMap, content: dict, buffers: list | None = None) -> None:
+    """A message from the page, as the comm delivers it."""
+    view.map_widget._handle_custom_msg(content, [memoryview(b) for b in buffers or []])
 
 
-def test_late_views_get_the_current_figure_state():
-    # A front end that connects after edits (Voila, page reload, figure inside a VBox) builds
-    # its view from get_state(); it must hold the edits, not the figure as first constructed.
-    view, _, _ = _built_map()
-    view.update_prompts(np.array([[7.0, 8.0]]), ["late prompt"])
-    view.selection = [view._ids[2]]
-    state = view.figure.get_state()
-    images, prompts = state["_data"]
-    assert list(prompts["text"]) == ["late prompt"]
-    selected = images["selectedpoints"]  # serialized as a binary buffer
-    assert np.frombuffer(selected["buffer"], dtype=selected["dtype"]).tolist() == [2]
-    assert state["_layout"]["dragmode"] == "lasso"
+def _capture(widget):
+    """Record (content, buffers) of every custom message the widget sends."""
+    seen: list[tuple[dict, list]] = []
+    original = widget._send
+
+    def keep(msg, buffers=None):
+        if msg.get("method") == "custom":
+            seen.append((msg["content"], [bytes(b) for b in buffers or []]))
+        return original(msg, buffers)
+
+    widget._send = keep
+    return seen
 
 
-def test_position_update_sends_only_binary_xy_under_12_bytes_per_point():
+def test_state_holds_names_and_prompts_but_no_per_point_data():
     n = 100_000
     rng = np.random.default_rng(1)
-    ids = [f"i{k}" for k in range(n)]
-    labels = [f"class{k % 10}" for k in range(n)]
     view = EmbeddingMap()
-    view.set_points(rng.normal(size=(n, 2)), ids, labels)
-    fig = view.figure
-    with record_messages(fig) as sent:
-        view.set_points(rng.normal(size=(n, 2)), ids, labels)  # e.g. PCA -> UMAP
-    json_bytes = sum(j for j, _ in sent)
-    binary = sum(b for _, b in sent)
-    assert binary == 8 * n  # x and y, float32
-    assert (json_bytes + binary) / n < 12
-    with record_messages(fig) as sent:
-        view.set_labels([f"class{(k + 1) % 10}" for k in range(n)])  # a prompt edit
-    assert sum(b for _, b in sent) == n  # one uint8 code per point, no hover text above the limit
-    assert sum(j + b for j, b in sent) / n < 1.1
+    labels = [f"class{k % 10}" for k in range(n)]
+    view.set_points(rng.normal(size=(n, 2)), [f"i{k}" for k in range(n)], labels,
+                    np.ones((3, 2)), ["class0", EVIL, "x"])  # fmt: skip
+    state = {
+        k: v for k, v in view.map_widget.get_state().items() if k not in ("_lib", "_esm", "_css")
+    }
+    assert state["n_points"] == n and state["categories"] == [f"class{k}" for k in range(10)]
+    assert state["present"] == list(range(10)) and len(state["colors"]) == 10
+    assert state["prompts"] == ["class0", EVIL, "x"]  # raw: the page sets textContent
+    assert state["prompt_colors"][0] == state["colors"][0]  # a prompt that is a label: its colour
+    xy = np.frombuffer(state["prompt_xy"], np.float32).reshape(-1, 2)
+    assert xy.shape == (3, 2) and np.abs(xy).max() <= 1.0  # normalised like the points
+    size = sum(
+        len(v) if isinstance(v, bytes | memoryview) else len(json.dumps(v)) for v in state.values()
+    )
+    assert size < 4000, "points travel as messages, never in the widget state"
 
 
-def test_update_prompts_touches_only_the_prompt_trace():
-    view, _, _ = _built_map()
-    fig = view.figure
-    before_x = fig.data[0].x.copy()
-    msgs = _sent(fig)
+def test_one_million_points_travel_in_binary_messages_under_10_mb():
+    n = 1_000_000
+    rng = np.random.default_rng(2)
+    xy = rng.normal(size=(n, 2))
+    view = EmbeddingMap()
+    view.set_points(xy, [f"i{k}" for k in range(n)], [f"c{k % 300}" for k in range(n)])
+    widget = view.map_widget
+    seen = _capture(widget)
+    with record_messages(widget) as sizes:
+        _page(view, {"type": "request_points"})
+    assert len(seen) == 2 == len(sizes)  # 500k points per message
+    assert max(j + b for j, b in sizes) < 10 * MB
+    assert sum(b for _, b in sizes) == n * (4 + 4 + 2)  # float32 x, y; uint16 codes (300 classes)
+    assert max(j for j, _ in sizes) < 400  # the JSON part is a small header
+    first, buffers = seen[0]
+    assert first["fields"] == ["x", "y", "z"] and first["dtypes"] == [
+        "float32",
+        "float32",
+        "uint16",
+    ]
+    assert first["fit"] is True and first["chunks"] == 2 and seen[1][0]["start"] == 500_000
+    x = np.frombuffer(buffers[0], np.float32)
+    assert len(x) == 500_000 and np.abs(x).max() <= 1.0
+    # order kept: normalised x is an increasing function of the input x
+    assert np.array_equal(np.argsort(x[:1000]), np.argsort(xy[:1000, 0]))
+
+
+def test_new_projection_fits_but_prompt_and_label_edits_send_little_and_keep_the_view():
+    view, ids, labels = _built_map(50)
+    widget = view.map_widget
+    seen = _capture(widget)
+    view.set_points(np.random.default_rng(3).normal(size=(50, 2)) * 20, ids, labels)  # PCA -> UMAP
+    assert [c["fields"] for c, _ in seen] == [["x", "y", "z"]] and seen[0][0]["fit"] is True
+    seen.clear()
+    view.set_labels(labels[::-1])  # a prompt edit: colour codes only, the camera stays
+    assert [(c["fields"], c["fit"]) for c, _ in seen] == [(["z"], False)]
+    assert sum(len(b) for b in seen[0][1]) == 50
+    seen.clear()
     view.update_prompts(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]), ["circle", "square", "new"])
-    assert len(msgs) == 1, "one prompt edit, one message"
-    assert msgs[0]["type"] == "update" and list(msgs[0]["traces"]) == ["1"]
-    assert "layout" not in msgs[0]
-    assert msgs[0]["traces"]["1"]["text"] == ["circle", "square", "new"]
-    assert list(fig.data[1].text) == ["circle", "square", "new"]
-    np.testing.assert_array_equal(fig.data[0].x, before_x)
+    assert seen == [] and widget.prompts == ["circle", "square", "new"]
+    assert widget.points_revision == 2
 
 
-def test_selection_from_python_highlights_without_echo():
+def test_selection_from_python_highlights_rows_without_echo():
     view, ids, _ = _built_map()
     reported = []
     view.observe(lambda c: reported.append(c["new"]), names="selection")
-    msgs = _sent(view.figure)
     view.selection = [ids[4], ids[2], "not-in-this-map"]
-    assert sorted(view.figure.data[0].selectedpoints) == [2, 4]
+    assert np.frombuffer(view.map_widget.selected, np.uint32).tolist() == [4, 2]
     assert reported == [[ids[4], ids[2], "not-in-this-map"]]  # one change, no loop
-    assert len(msgs) == 1 and list(msgs[0]["traces"]) == ["0"]
-    assert msgs[0]["traces"]["0"]["selectedpoints"]["dtype"] == "int32"  # binary, not JSON
     view.selection = []
-    assert view.figure.data[0].selectedpoints is None  # cleared, not "nothing selected"
-    assert msgs[-1]["traces"]["0"]["selectedpoints"] is None
+    assert view.map_widget.selected == b""
 
 
-def test_lasso_in_the_figure_sets_selection_ids_and_is_not_sent_back():
+def test_lasso_in_the_page_sets_ids_and_python_selection_replaces_it():
     view, ids, _ = _built_map()
-    fig = view.figure
-    msgs = _sent(fig)
-    rev = fig._rev
-    # plotly marks every selectable trace: images 1 and 3, no prompt
-    _event(fig, "plotly_selected", {0: [1, 3], 1: []})
-    assert view.selection == [ids[1], ids[3]]
-    assert msgs == [] and fig._rev == rev  # the page already shows it: nothing sent back
-    # ... but the figure state records it, so a view that connects later shows it too
-    assert fig.data[0].selectedpoints.tolist() == [1, 3]
-    _event(fig, "plotly_deselect")
-    assert view.selection == []
-    assert fig.data[0].selectedpoints is None and fig.data[1].selectedpoints is None
-    assert msgs == []
+    reported = []
+    view.observe(lambda c: reported.append(c["new"]), names="selection")
+    seen = _capture(view.map_widget)
+    _page(view, {"type": "select", "n": 2}, [np.array([1, 3], np.uint32).tobytes()])
+    assert view.selection == [ids[1], ids[3]] and reported == [[ids[1], ids[3]]]
+    assert seen == []  # no points re-sent
+    assert np.frombuffer(view.map_widget.selected, np.uint32).tolist() == [1, 3]  # later views
+    view.selection = [ids[5]]  # e.g. a grid click: replaces the lasso's highlight
+    assert np.frombuffer(view.map_widget.selected, np.uint32).tolist() == [5]
+    _page(view, {"type": "select", "n": 0}, [b""])  # a double click in empty space
+    assert view.selection == [] and view.map_widget.selected == b""
+    _page(view, {"type": "select", "n": 1}, [np.array([99], np.uint32).tobytes()])
+    assert view.selection == []  # a row that is not a point is ignored
 
 
-def test_box_selection_ignores_prompt_points():
+def test_hover_fetches_one_thumbnail_on_demand():
     view, ids, _ = _built_map()
-    _event(view.figure, "plotly_selected", {0: [5, 0], 1: [0]})
-    assert sorted(view.selection) == sorted([ids[0], ids[5]])
-    # a later Python-side selection clears the prompts' selection state (never dimmed)
-    view.selection = [ids[2]]
-    assert view.figure.data[1].selectedpoints is None
-
-
-def test_hover_shows_thumbnail_and_escaped_caption():
-    view, ids, labels = _built_map()
+    asked: list[int] = []
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 10
+
+    def provider(i: int) -> bytes:
+        asked.append(i)
+        return png
+
+    view.thumbnail_provider = provider
+    seen = _capture(view.map_widget)
+    _page(view, {"type": "hover", "index": 1})
+    assert asked == [1] and view.hover == ids[1]
+    content, buffers = seen[-1]
+    assert (
+        content["type"] == "thumbnail" and content["index"] == 1 and content["mime"] == "image/png"
+    )
+    assert buffers == [png]
+    assert content["lines"] == [
+        ids[1],
+        "predicted: square",
+        "true: square",
+    ]  # raw; page: textContent
+    _page(view, {"type": "hover", "index": 77})  # out of range: ignored
+    assert asked == [1]
     webp = b"RIFF\x00\x00\x00\x00WEBPVP8 "
-    view.set_thumbnails([png] * 5 + [webp])
-    _event(view.figure, "plotly_hover", points=[{"trace": 0, "index": 1, "x": 0.1, "y": 0.2}])
-    assert view.hover == ids[1]
-    assert view._panel.image.value == png and view._panel.image.format == "png"
-    caption = view._panel.caption.value
-    assert "<img" not in caption and "&lt;img src=x onerror=alert(1)&gt;.png" in caption
-    _event(view.figure, "plotly_hover", points=[{"trace": 0, "index": 5, "x": 0, "y": 0}])
-    assert view._panel.image.format == "webp"
-    _event(view.figure, "plotly_hover", points=[{"trace": 1, "index": 0, "x": 0, "y": 0}])
-    assert view.hover == ids[5]  # hovering a prompt star is not an image hover
+    view.set_thumbnails([png] * 5 + [webp])  # the list form still works
+    _page(view, {"type": "hover", "index": 5})
+    assert seen[-1][0]["mime"] == "image/webp" and seen[-1][1] == [webp]
+    view.thumbnail_provider = None
+    _page(view, {"type": "hover", "index": 2})
+    assert seen[-1][0]["mime"] == "" and seen[-1][1] == []
     with pytest.raises(ValueError, match="got 2 thumbnails for 6 images"):
         view.set_thumbnails([png, png])
 
 
-def test_every_user_string_is_escaped_in_the_figure():
+def test_color_by_switches_codes_and_the_page_control_reaches_python():
+    view, _, labels = _built_map()
+    seen = _capture(view.map_widget)
+    view.color_by = "true"
+    codes_true = np.frombuffer(seen[-1][1][0], np.uint8)
+    view.map_widget.set_state({"color_by": "predicted"})  # the page's dropdown
+    assert view.color_by == "predicted"
+    codes_pred = np.frombuffer(seen[-1][1][0], np.uint8)
+    np.testing.assert_array_equal(codes_true, codes_pred[::-1])  # true = predicted reversed
+    view.set_labels(["circle"] * len(labels))  # a class that disappears leaves the legend
+    assert view.map_widget.present == [view._colours.codes(["circle"])[0][0]]
+    assert view.map_widget.has_true is True
+
+
+def test_map_alone_has_no_gap_checkbox_but_offers_one():
+    view, _, _ = _built_map()
+    assert view.widget is view.map_widget  # nothing that would do nothing
+    with_toggle = EmbeddingMap(show_gap_toggle=True)
+    box = with_toggle.widget.children[0]
+    box.value = True
+    assert with_toggle.center is True
+    view.gap_control().value = True
+    assert view.center is True
+    view.method, view.pending = "pca", "umap"
+    assert (view.map_widget.method, view.map_widget.pending) == ("pca", "umap")
+    bundle = view._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle  # anywidget: (data, metadata)
+    assert "application/vnd.jupyter.widget-view+json" in data
+
+
+def test_static_figure_for_snapshots_escapes_user_strings():
     view, _, _ = _built_map()
     view.update_prompts(np.zeros((2, 2)), [EVIL, "a <b>bold</b> prompt"])
-    payload = json.dumps(view.figure.to_plotly_json(), default=str)
+    fig = view.figure
+    assert len(fig.data[0].x) == 6 and len(fig.data[1].x) == 2
+    payload = json.dumps(fig.to_plotly_json(), default=str)
     assert "<img" not in payload and "<b>" not in payload
     assert "&lt;img src=x onerror=alert(1)&gt;" in payload
-    assert "&lt;img src=x onerror=alert(1)&gt;" in view.figure.data[0].marker.colorbar.ticktext
 
 
-def test_color_by_switches_to_true_labels_and_back():
-    view, _, labels = _built_map()
-    fig = view.figure
-    codes_pred = np.asarray(fig.data[0].marker.color).copy()
-    view.color_by = "true"
-    codes_true = np.asarray(fig.data[0].marker.color)
-    assert not np.array_equal(codes_pred, codes_true)
-    # true labels are the predicted ones reversed: codes reverse too (colours are stable per label)
-    np.testing.assert_array_equal(codes_true, codes_pred[::-1])
-    assert "square" in fig.data[0].hovertext[4] or "circle" in fig.data[0].hovertext[4]
-    view.color_by = "predicted"
-    np.testing.assert_array_equal(np.asarray(fig.data[0].marker.color), codes_pred)
-    # a class that disappears keeps its colour code but leaves the colour bar
-    view.set_labels(["circle"] * len(labels))
-    assert list(fig.data[0].marker.colorbar.ticktext) == ["circle"]
-    assert fig.data[0].marker.colorbar.tickvals == [view._colours.codes(["circle"])[0][0]]
-
-
-def test_controls_are_linked_to_traits_and_method_label():
-    view, _, _ = _built_map()
-    controls = view.widget.children[0]
-    dropdown, checkbox, label = controls.children
-    checkbox.value = True
-    assert view.center is True
-    dropdown.value = "true"
-    assert view.color_by == "true"
-    view.method, view.pending = "pca", "umap"
-    assert "PCA" in label.value and "UMAP computing" in label.value
-    view.method, view.pending = "umap", ""
-    assert label.value == "<b>UMAP</b>"
-    assert "application/vnd.jupyter.widget-view+json" in view._repr_mimebundle_()
-
-
-def test_data_set_before_and_after_the_figure_exists_match():
-    xy, ids, labels = _data()
-    early = EmbeddingMap()
-    early.set_points(xy, ids, labels, np.ones((1, 2)), ["p"])
-    late = EmbeddingMap()
-    late.figure  # noqa: B018 - figure first, data after
-    late.set_points(xy, ids, labels, np.ones((1, 2)), ["p"])
-    for a, b in zip(early.figure.data, late.figure.data, strict=True):
-        np.testing.assert_array_equal(a.x, b.x)
-        assert list(a.hovertext) == list(b.hovertext)
-    np.testing.assert_array_equal(
-        early.figure.data[0].marker.color, late.figure.data[0].marker.color
-    )
+def test_chunks_cover_every_point_once(monkeypatch):
+    monkeypatch.setattr(wire, "CHUNK_POINTS", 1000)
+    sent = []
+    x = np.arange(2500, dtype=np.float32)
+    count = wire.send_points(lambda c, b: sent.append((c, b)), 7, {"x": x}, fit=False)
+    assert count == 3 and [c["start"] for c, _ in sent] == [0, 1000, 2000]
+    joined = np.concatenate([np.frombuffer(b[0], np.float32) for _, b in sent])
+    np.testing.assert_array_equal(joined, x)
 
 
 @pytest.mark.parametrize(
@@ -247,6 +245,7 @@ def test_data_set_before_and_after_the_figure_exists_match():
         ({"image_xy": np.array([[0, 0], [np.nan, 1], [0, 0]])}, "image_xy row 1 is not finite"),
         ({"image_ids": ["a", "b", "a"]}, "'a' appears more than once"),
         ({"image_labels": ["x"]}, "image_labels has 1 entries but 3 were expected"),
+        ({"prompt_xy": np.zeros((2, 2)), "prompts": ["p"]}, "prompt_xy has 2 rows but 1"),
     ],
 )
 def test_bad_input_is_explained(kwargs, message):

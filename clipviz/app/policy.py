@@ -47,7 +47,7 @@ def make_views(
         "prompts": panel,
         "search": SearchBox(),
         "grid": grid,
-        "map": EmbeddingMap(),
+        "map": EmbeddingMap(show_gap_toggle=True),  # the workbench recomputes on `center`
         "heatmap": SimilarityHeatmap(),
     }
     if wb.labels is not None:  # metrics need true labels

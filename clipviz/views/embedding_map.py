@@ -1,60 +1,64 @@
-"""The joint embedding map: images and prompts as points in one 2-D plotly WebGL scatter.
+"""The joint embedding map: images and prompts in one 2-D WebGL scatter made for millions of points.
 
-A traitlets state object; the widget (``PlotlyFigure`` + controls + hover thumbnail) is built
-the first time ``.widget`` is read. Data arrives as numpy arrays and lists of str; coordinates
-and colour codes travel as binary float32 / uint8 buffers, and a position update re-sends only
-x and y (8 bytes per point). The view computes nothing: the Workbench observes ``center`` and
-``color_by`` is handled here only because both label lists are already in hand.
+A traitlets state object; the widget (an anywidget over regl-scatterplot, see ``_map_widget``)
+is built the first time ``.widget`` is read. Points travel as binary float32 x/y and uint8/uint16
+colour codes in messages of at most 500k points; prompts are labelled markers drawn on an
+overlay above the points. Thumbnails are never sent up front: hovering a point asks the kernel
+for that one image (``thumbnail_provider``). The view computes nothing: the Workbench observes
+``center`` and decides what to recompute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from traitlets import Bool, Enum, HasTraits, List, Unicode, observe
 
-from clipviz.views._html import escape, escape_all
-from clipviz.views._plotly_state import merge
-from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
+from clipviz.views import _map_widget as wire
 from clipviz.views._plotting import (
+    PALETTE,
     ColourMap,
-    HoverPanel,
     as_strings,
     as_xy,
     check_thumbnails,
+    image_format,
 )
 
-_IMAGES, _PROMPTS = 0, 1  # trace indices in the figure
-_MAX_COLOURBAR = 30  # more classes than this: no colour bar (hover shows the label)
+_LEGEND_MAX = 30  # more classes than this present: the legend lists the first ones and a count
 
 
 class EmbeddingMap(HasTraits):
-    """Images and prompts in one 2-D map (UMAP or PCA), with lasso/box selection.
+    """Images and prompts in one 2-D map (UMAP or PCA), with lasso and box selection.
 
     Parameters
     ----------
     height : int
-        Figure height in pixels.
+        Plot height in pixels.
+    show_gap_toggle : bool
+        Show a "remove modality gap" checkbox above the map. Off by default: the map alone
+        cannot recompute anything, so the checkbox only makes sense where an owner (the
+        Workbench) observes ``center``. ``gap_control()`` gives the checkbox to place elsewhere.
     hover_label_limit : int
-        Up to this many images, plotly's own hover text shows the label as well as the id; above
-        it hover text holds only the id (sent once), so a prompt edit re-sends just one byte per
-        point. The side panel always shows id, labels and thumbnail.
+        Accepted for compatibility; hover captions are fetched per point, at any size.
 
     Attributes
     ----------
     selection : list of str
-        Selected image ids. Set by lasso/box selection; setting it from Python highlights the
-        points without being reported back.
+        Selected image ids. Set by lasso/box selection; setting it from Python replaces the
+        highlight in the page (and any lasso there) without being reported back.
     hover : str or None
-        Id of the image under the mouse.
+        Id of the image last hovered in the page.
     color_by : {"predicted", "true"}
         Which labels colour the images (falls back to predicted when there are no true labels).
     center : bool
-        "Remove the modality gap" toggle. The Workbench observes it and recomputes positions.
+        "Remove the modality gap" wish; the Workbench observes it and recomputes positions.
     method, pending : str
         The projection shown (e.g. "pca") and one being computed in the background (e.g. "umap").
+    thumbnail_provider : callable or None
+        ``fn(index) -> bytes`` (encoded webp/jpeg/png) for the image at row ``index``; called only
+        when the page hovers that point.
     """
 
     selection = List(Unicode())
@@ -64,24 +68,33 @@ class EmbeddingMap(HasTraits):
     method = Unicode("")
     pending = Unicode("")
 
-    def __init__(self, *, height: int = 480, hover_label_limit: int = 5000, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        height: int = 480,
+        show_gap_toggle: bool = False,
+        hover_label_limit: int = 5000,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.height = int(height)
+        self.show_gap_toggle = bool(show_gap_toggle)
         self.hover_label_limit = int(hover_label_limit)
+        self.thumbnail_provider: Callable[[int], bytes | None] | None = None
         self._xy = np.zeros((0, 2), np.float32)
+        self._extent = wire.extent_of()
         self._ids: list[str] = []
         self._index: dict[str, int] = {}
         self._predicted: list[str] | None = None
         self._true: list[str] | None = None
+        self._codes = np.zeros(0, np.uint8)
         self._prompt_xy = np.zeros((0, 2), np.float32)
         self._prompts: list[str] = []
-        self._thumbs: list[bytes] | None = None
         self._colours = ColourMap()
-        self._fig: Any = None
-        self._widget: Any = None
-        self._panel: HoverPanel | None = None
-        self._label_html: Any = None
-        self._from_figure = False  # True while a figure event is setting ``selection``
+        self._revision = 0
+        self._w: Any = None  # the anywidget
+        self._widget: Any = None  # what is displayed (the anywidget, or it under the toggle)
+        self._from_page = False  # True while a page event is setting ``selection``
 
     # ------------------------------------------------------------------ data in
     def set_points(
@@ -94,7 +107,7 @@ class EmbeddingMap(HasTraits):
         *,
         true_labels: Sequence[str] | None = None,
     ) -> None:
-        """Set every point at once.
+        """Set every point at once (a new projection): the page fits its camera to them.
 
         Parameters
         ----------
@@ -110,41 +123,36 @@ class EmbeddingMap(HasTraits):
             Prompt text per row of ``prompt_xy`` (drawn next to the marker).
         true_labels : list of str, optional
             True label per image (used when ``color_by == "true"``).
-
-        Notes
-        -----
-        When the ids are unchanged (a new projection, the modality-gap toggle) only the
-        coordinates are re-sent.
         """
         ids = [str(i) for i in image_ids]
         xy = as_xy(image_xy, "image_xy", len(ids))
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+        index = {i: k for k, i in enumerate(ids)}
+        if len(index) != len(ids):
+            dup = next(i for k, i in enumerate(ids) if index[i] != k)
             raise ValueError(f"image_ids must be unique; {dup!r} appears more than once")
         predicted = as_strings(image_labels, "image_labels", len(ids))
         true = as_strings(true_labels, "true_labels", len(ids))
-        same_ids = ids == self._ids
-        self._xy, self._ids = xy, ids
-        self._index = {i: k for k, i in enumerate(ids)}
+        texts = as_strings(prompts, "prompts", len(prompts)) if prompts is not None else None
+        pxy = None
+        if prompt_xy is not None or texts is not None:
+            texts = texts or []
+            pxy = as_xy(
+                np.zeros((0, 2)) if prompt_xy is None else prompt_xy, "prompt_xy", len(texts)
+            )
+        self._xy, self._ids, self._index = xy, ids, index
         self._predicted, self._true = predicted, true
-        if self._fig is None:
-            if prompt_xy is not None or prompts is not None:
-                self.update_prompts(prompt_xy, prompts or [])
-            return
-        fig = self._fig
-        with fig.batch():
-            props: dict[str, Any] = {"x": xy[:, 0], "y": xy[:, 1]}
-            if not same_ids:
-                props["hovertext"] = self._hover_text()
-            fig.update_traces({_IMAGES: props})
-            self._apply_colours()
-            self._apply_selection()
-            fig.update_layout(uirevision=f"{self.method}/{self.center}")
-            if prompt_xy is not None or prompts is not None:
-                self.update_prompts(prompt_xy, prompts or [])
+        if pxy is not None:
+            self._prompt_xy, self._prompts = pxy, texts
+        self._extent = wire.extent_of(xy, self._prompt_xy)
+        self._codes = self._active_codes()
+        self._revision += 1
+        if self._w is not None:
+            with self._w.hold_sync():
+                self._sync_all()
+            self._send_points(fit=True)
 
     def update_prompts(self, prompt_xy: Any, prompts: Sequence[str]) -> None:
-        """Replace the prompt markers only (the image trace is not touched or re-sent).
+        """Replace the prompt markers only (no point is re-sent, the camera stays).
 
         Parameters
         ----------
@@ -158,107 +166,127 @@ class EmbeddingMap(HasTraits):
             np.zeros((0, 2)) if prompt_xy is None else prompt_xy, "prompt_xy", len(texts)
         )
         self._prompts = texts
-        if self._fig is not None:
-            self._fig.update_traces({_PROMPTS: self._prompt_trace_props()})
+        if self._w is not None:
+            self._sync_prompts()
 
     def set_labels(
         self, labels: Sequence[str] | None, *, true_labels: Sequence[str] | None = None
     ) -> None:
         """Replace the predicted labels (and optionally the true ones): re-colours the images.
 
-        Parameters
-        ----------
-        labels : list of str or None
-            Predicted label per image, in ``image_ids`` order.
-        true_labels : list of str, optional
-            True label per image; left unchanged when not given.
+        Only the colour codes travel (1 or 2 bytes per point); positions and camera stay.
         """
         self._predicted = as_strings(labels, "labels", len(self._ids))
         if true_labels is not None:
             self._true = as_strings(true_labels, "true_labels", len(self._ids))
-        if self._fig is not None:
-            self._recolour()
+        self._recolour()
 
     def set_thumbnails(self, thumbnails: Sequence[bytes] | None) -> None:
-        """Encoded thumbnails (webp/jpeg/png bytes), one per image, shown on hover."""
-        self._thumbs = check_thumbnails(thumbnails, len(self._ids))
+        """Encoded thumbnails, one per image, served on hover (kept in the kernel, never sent)."""
+        thumbs = check_thumbnails(thumbnails, len(self._ids))
+        self.thumbnail_provider = None if thumbs is None else thumbs.__getitem__
 
     # ------------------------------------------------------------------ widget
     @property
-    def figure(self) -> PlotlyFigure:
-        """The plot widget (``PlotlyFigure``, built on first access)."""
-        if self._fig is None:
-            self._fig = self._build_figure()
-        return self._fig
+    def widget(self) -> Any:
+        """The widget to display (built once)."""
+        if self._widget is None:
+            self._w = self._build_widget()
+            if self.show_gap_toggle:
+                import ipywidgets as widgets
+
+                self._widget = widgets.VBox([self.gap_control(), self._w])
+            else:
+                self._widget = self._w
+        return self._widget
 
     @property
-    def widget(self) -> Any:
-        """The full widget: controls, the figure and the hover thumbnail (built once)."""
-        if self._widget is None:
-            import ipywidgets as widgets
+    def map_widget(self) -> Any:
+        """The anywidget that draws the map (built with ``widget``)."""
+        self.widget  # noqa: B018 - builds it
+        return self._w
 
-            colour = widgets.Dropdown(
-                options=[("predicted label", "predicted"), ("true label", "true")],
-                description="colour by",
-                layout=widgets.Layout(width="220px"),
-            )
-            gap = widgets.Checkbox(description="remove modality gap", indent=False)
-            widgets.link((self, "color_by"), (colour, "value"))
-            widgets.link((self, "center"), (gap, "value"))
-            self._label_html = widgets.HTML(self._method_text())
-            self._panel = HoverPanel()
-            controls = widgets.HBox([colour, gap, self._label_html])
-            self._widget = widgets.VBox([controls, widgets.HBox([self.figure, self._panel.box])])
-        return self._widget
+    def gap_control(self) -> Any:
+        """A "remove modality gap" checkbox linked to ``center``, for the app to place."""
+        import ipywidgets as widgets
+
+        box = widgets.Checkbox(description="remove modality gap", indent=False)
+        widgets.link((self, "center"), (box, "value"))
+        return box
+
+    @property
+    def figure(self) -> Any:
+        """A static plotly figure of the current map (images, prompts), e.g. for snapshots."""
+        import plotly.graph_objects as go
+
+        from clipviz.views._html import escape_all
+
+        images = go.Scattergl(
+            x=self._xy[:, 0], y=self._xy[:, 1], mode="markers", name="images",
+            marker={"size": 4, "color": [PALETTE[c % len(PALETTE)] for c in self._codes.tolist()]},
+            hovertext=escape_all(self._ids), hoverinfo="text",
+        )  # fmt: skip
+        prompts = go.Scatter(
+            x=self._prompt_xy[:, 0], y=self._prompt_xy[:, 1], mode="markers+text", name="prompts",
+            text=escape_all(self._prompts), textposition="top center",
+            marker={"symbol": "star", "size": 14, "color": self._prompt_colours()},
+        )  # fmt: skip
+        layout = {"height": self.height, "showlegend": False, "margin": dict.fromkeys("lrtb", 10)}
+        return go.Figure([images, prompts], layout)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
-    def _build_figure(self) -> PlotlyFigure:
-        images = {
-            "type": "scattergl",
-            "x": self._xy[:, 0],
-            "y": self._xy[:, 1],
-            "mode": "markers",
-            "name": "images",
-            "hovertext": self._hover_text(),
-            "hoverinfo": "text",
-            "marker": {"size": 6},
-            "selected": {"marker": {"opacity": 1.0}},
-            "unselected": {"marker": {"opacity": 0.12}},
-        }
-        prompts = {
-            "type": "scatter",
-            "mode": "markers+text",
-            "name": "prompts",
-            "hoverinfo": "text",
-            "textposition": "top center",
-            "marker": {"symbol": "star", "size": 15, "line": {"width": 1, "color": "#222"}},
-            "textfont": {"color": "#222222"},
-            # plotly marks prompts "unselected" after any lasso: keep them fully visible
-            "unselected": {"marker": {"opacity": 1.0}, "textfont": {"color": "#222222"}},
-        }
-        layout = {
-            "height": self.height,
-            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
-            "dragmode": "lasso",
-            "showlegend": False,
-            "hovermode": "closest",
-            "uirevision": f"{self.method}/{self.center}",
-            "xaxis": {"showticklabels": False, "zeroline": False, "showgrid": False},
-            "yaxis": {"showticklabels": False, "zeroline": False, "showgrid": False},
-            "plot_bgcolor": "white",
-        }
-        images["marker"].update(self._image_marker())
-        merge(prompts, self._prompt_trace_props())  # nested: keeps the marker symbol
-        rows = self._selected_rows()
-        if rows is not None:
-            images["selectedpoints"] = rows
-        fig = PlotlyFigure([images, prompts], layout)
-        fig.on_selection(self._on_figure_selection)
-        fig.on_deselect(self._on_figure_deselect)
-        fig.on_hover(self._on_figure_hover)
-        return fig
+    def _build_widget(self) -> Any:
+        w = wire.widget_class()(height=self.height)
+        self._w = w
+        with w.hold_sync():
+            self._sync_all()
+        w.on_msg(self._on_page_message)
+        w.observe(self._on_page_color_by, names="color_by")
+        return w
+
+    # ------------------------------------------------------------------ to the page
+    def _sync_all(self) -> None:
+        w = self._w
+        w.n_points = len(self._ids)
+        w.points_revision = self._revision
+        w.has_true = self._true is not None
+        w.color_by, w.method, w.pending = self.color_by, self.method, self.pending
+        self._sync_legend()
+        self._sync_prompts()
+        w.selected = self._selected_rows().tobytes()
+
+    def _sync_legend(self) -> None:
+        names = self._colours.codes([])[1]  # every label given a code so far
+        present = np.unique(self._codes).tolist() if len(self._codes) else []
+        self._w.categories = names
+        self._w.colors = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+        self._w.present = present[:_LEGEND_MAX] + (
+            [-len(present)] if len(present) > _LEGEND_MAX else []
+        )
+
+    def _sync_prompts(self) -> None:
+        with self._w.hold_sync():
+            self._w.prompts = list(self._prompts)
+            self._w.prompt_xy = wire.normalise(self._prompt_xy, self._extent).tobytes()
+            self._w.prompt_colors = self._prompt_colours()
+
+    def _send_points(self, *, fit: bool, codes_only: bool = False) -> int:
+        fields = {"z": self._codes}
+        if not codes_only:
+            xy = wire.normalise(self._xy, self._extent)
+            fields = {"x": xy[:, 0].copy(), "y": xy[:, 1].copy(), "z": self._codes}
+        return wire.send_points(self._w.send, self._revision, fields, fit=fit)
+
+    def _recolour(self) -> None:
+        self._codes = self._active_codes()
+        if self._w is not None:
+            with self._w.hold_sync():
+                self._sync_legend()
+                self._w.prompt_colors = self._prompt_colours()
+                self._w.color_by = self.color_by
+            self._send_points(fit=False, codes_only=True)
 
     # ------------------------------------------------------------------ helpers
     def _active_labels(self) -> list[str] | None:
@@ -266,125 +294,70 @@ class EmbeddingMap(HasTraits):
             return self._true
         return self._predicted
 
-    def _image_marker(self) -> dict[str, Any]:
-        """Marker properties colouring the images by the active labels."""
+    def _active_codes(self) -> np.ndarray:
         labels = self._active_labels()
         if labels is None:
-            return {"color": "#636EFA", "showscale": False}
-        codes, names = self._colours.codes(labels)
-        k = len(names)
-        # Codes stay fixed per label across prompt edits; the colour bar lists present ones.
-        present = np.unique(codes).tolist()
-        return {
-            "color": codes,
-            "cmin": -0.5,
-            "cmax": k - 0.5,
-            "colorscale": ColourMap.colourscale(k),
-            "showscale": len(present) <= _MAX_COLOURBAR,
-            "colorbar": {
-                "tickvals": present,
-                "ticktext": escape_all(names[c] for c in present),
-                "len": 0.9,
-                "thickness": 12,
-            },
-        }
-
-    def _apply_colours(self) -> None:
-        self._fig.update_traces(
-            {
-                _IMAGES: {"marker": self._image_marker()},
-                _PROMPTS: {"marker": {"color": self._prompt_colours()}},
-            }
-        )
-
-    def _recolour(self) -> None:
-        """Colours (and hover labels, below the limit) after the labels or ``color_by`` change."""
-        with self._fig.batch():
-            self._apply_colours()
-            if len(self._ids) <= self.hover_label_limit:
-                self._fig.update_traces({_IMAGES: {"hovertext": self._hover_text()}})
+            return np.zeros(len(self._ids), np.uint8)
+        return self._colours.codes(labels)[0]
 
     def _prompt_colours(self) -> list[str]:
-        return [self._colours.colour(p) or "#222222" for p in self._prompts]
+        return [self._colours.colour(p) or "#888888" for p in self._prompts]
 
-    def _prompt_trace_props(self) -> dict[str, Any]:
-        safe = escape_all(self._prompts)
-        return {
-            "x": self._prompt_xy[:, 0],
-            "y": self._prompt_xy[:, 1],
-            "text": safe,
-            "hovertext": [f"prompt: {p}" for p in safe],
-            "marker": {"color": self._prompt_colours()},
-        }
-
-    def _hover_text(self) -> list[str]:
-        ids = escape_all(self._ids)
-        labels = self._active_labels()
-        if labels is None or len(ids) > self.hover_label_limit:
-            return ids
-        return [f"{i}<br>{escape(label)}" for i, label in zip(ids, labels, strict=True)]
-
-    def _selected_rows(self) -> np.ndarray | None:
+    def _selected_rows(self) -> np.ndarray:
         index = self._index
-        rows = [index[i] for i in self.selection if i in index]
-        # None clears plotly's highlighting; an empty array would dim every point.
-        return np.asarray(rows, np.int32) if rows else None
+        return np.fromiter((index[i] for i in self.selection if i in index), np.uint32)
 
-    def _apply_selection(self) -> None:
-        # Prompts lose any selection state a lasso gave them, so they are never dimmed.
-        self._fig.update_traces(
-            {
-                _IMAGES: {"selectedpoints": self._selected_rows()},
-                _PROMPTS: {"selectedpoints": None},
-            }
-        )
+    # ------------------------------------------------------------------ from the page
+    def _on_page_message(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
+        kind = content.get("type")
+        if kind == "request_points":
+            self._send_points(fit=True)
+        elif kind == "select":
+            rows = np.frombuffer(buffers[0], np.uint32) if buffers else np.zeros(0, np.uint32)
+            self._select_rows(rows)
+        elif kind == "hover":
+            self._answer_hover(int(content.get("index", -1)))
 
-    def _method_text(self) -> str:
-        shown = escape(self.method.upper()) if self.method else "no projection yet"
-        if self.pending:
-            return f"<b>{shown}</b> · {escape(self.pending.upper())} computing…"
-        return f"<b>{shown}</b>"
-
-    @observe("method", "pending")
-    def _on_method(self, change: Any) -> None:
-        if self._label_html is not None:
-            self._label_html.value = self._method_text()
-
-    @observe("color_by")
-    def _on_color_by(self, change: Any) -> None:
-        if self._fig is not None:
-            self._recolour()
-
-    @observe("selection")
-    def _on_selection(self, change: Any) -> None:
-        # A selection made in this figure is already drawn there: do not send it back.
-        if self._fig is not None and not self._from_figure:
-            self._apply_selection()
-
-    def _set_from_figure(self, ids: list[str]) -> None:
-        self._from_figure = True
-        try:
-            self.selection = ids
-        finally:
-            self._from_figure = False
-
-    def _on_figure_selection(self, event: FigureEvent) -> None:
+    def _select_rows(self, rows: np.ndarray) -> None:
         ids = self._ids
-        self._set_from_figure([ids[i] for i in event.indices(_IMAGES) if 0 <= i < len(ids)])
+        keep = rows[rows < len(ids)]
+        self._from_page = True
+        try:
+            self.selection = [ids[i] for i in keep.tolist()]
+        finally:
+            self._from_page = False
+        self._w.selected = keep.astype(np.uint32).tobytes()  # for later views
 
-    def _on_figure_deselect(self, event: FigureEvent) -> None:
-        self._set_from_figure([])
-
-    def _on_figure_hover(self, event: FigureEvent) -> None:
-        rows = [i for i in event.indices(_IMAGES) if isinstance(i, int)]
-        if not rows or not 0 <= rows[0] < len(self._ids):
+    def _answer_hover(self, i: int) -> None:
+        if not 0 <= i < len(self._ids):
             return
-        i = rows[0]
         self.hover = self._ids[i]
         lines = [self._ids[i]]
         if self._predicted is not None:
             lines.append(f"predicted: {self._predicted[i]}")
         if self._true is not None:
             lines.append(f"true: {self._true[i]}")
-        if self._panel is not None:
-            self._panel.show(self._thumbs[i] if self._thumbs else None, lines)
+        data = self.thumbnail_provider(i) if self.thumbnail_provider is not None else None
+        mime = f"image/{image_format(data)}" if data else ""
+        content = {"type": "thumbnail", "index": i, "lines": lines, "mime": mime}
+        self._w.send(content, [memoryview(bytes(data))] if data else [])
+
+    # ------------------------------------------------------------------ observers
+    @observe("method", "pending")
+    def _on_method(self, change: Any) -> None:
+        if self._w is not None:
+            self._w.set_trait(change["name"], change["new"])
+
+    @observe("color_by")
+    def _on_color_by(self, change: Any) -> None:
+        self._recolour()
+
+    def _on_page_color_by(self, change: Any) -> None:
+        if change["new"] in ("predicted", "true"):
+            self.color_by = change["new"]
+
+    @observe("selection")
+    def _on_selection(self, change: Any) -> None:
+        # A selection made in the page is already drawn there: do not send it back.
+        if self._w is not None and not self._from_page:
+            self._w.selected = self._selected_rows().tobytes()

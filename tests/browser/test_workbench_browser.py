@@ -17,7 +17,7 @@ STEP_TIMEOUT_MS = 45_000  # one browser -> kernel -> browser round trip with a r
 
 GRID = ".clipviz-workbench .clipviz-cell"
 PLOTS = ".clipviz-workbench .clipviz-plots"
-MAP = f"{PLOTS} > :nth-child(1) .js-plotly-plot"
+MAP = ".clipviz-map-view"  # the WebGL map (anywidget)
 HEATMAP = f"{PLOTS} > :nth-child(2) .js-plotly-plot"
 
 
@@ -48,7 +48,7 @@ def _topk_names(page) -> list[str]:
 
 def test_1_grid_map_and_heatmap_render(workbench_page):
     page = workbench_page.page
-    page.locator(f"{MAP} .main-svg").first.wait_for(state="attached")
+    page.locator(f"{MAP} .clipviz-map-prompt").first.wait_for(state="attached")
     page.locator(f"{HEATMAP} .main-svg").first.wait_for(state="attached")
     assert page.locator(GRID).count() == N_IMAGES
     assert page.locator(f"{MAP} canvas").count() >= 1  # the WebGL image points
@@ -67,7 +67,7 @@ def test_2_hostile_file_name_is_text_and_runs_nothing(workbench_page):
     assert page.locator('img[src="x"]').count() == 0
     # Hovering the heatmap and the map shows hover labels built from the ids: still no script.
     page.locator(f"{HEATMAP} .nsewdrag").first.hover()
-    page.locator(f"{MAP} .nsewdrag").first.hover()
+    page.locator(f"{MAP} .clipviz-map-canvas").first.hover()
     page.wait_for_timeout(500)
     assert workbench_page.dialogs == []
     workbench_page.shot("2_hostile_name")
@@ -108,7 +108,8 @@ def test_4_heatmap_click_selects_in_the_grid(workbench_page):
 
 def test_5_map_lasso_selects_in_the_grid(workbench_page):
     page = workbench_page.page
-    box = page.locator(f"{MAP} .nsewdrag").first.bounding_box()
+    page.locator(f"{MAP} .clipviz-map-mode[data-mode='lasso']").click()
+    box = page.locator(f"{MAP} .clipviz-map-stage").first.bounding_box()
     # A lasso around the whole plot area: every image point falls inside it.
     x0, y0, x1, y1 = (
         box["x"] + 3,

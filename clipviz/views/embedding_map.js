@@ -1,0 +1,345 @@
+// EmbeddingMap in the page: regl-scatterplot (WebGL) for the images, an SVG overlay above it
+// for the prompt markers, a lone selected point and the selection count. Points arrive as
+// binary chunks ({type: "points"}); the selection goes back as one uint32 buffer; hovering a
+// point asks the kernel for that image's thumbnail. Every user string is set as textContent.
+const LIB_KEY = "__clipvizReglScatterplot_1_16_0";
+const SVG = "http://www.w3.org/2000/svg";
+const MODES = [["pan", "pan / zoom"], ["lasso", "lasso"], ["box", "box"]];
+
+function library(model) {
+  // The vendored bundle is evaluated once per page, whatever the number of maps.
+  if (!globalThis[LIB_KEY]) {
+    const blob = new Blob([model.get("_lib")], { type: "text/javascript" });
+    globalThis[LIB_KEY] = import(URL.createObjectURL(blob));
+  }
+  return globalThis[LIB_KEY];
+}
+
+function node(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function cssColour(el, name, fallback) {
+  // Resolve a theme variable ("white", "#111", "rgb(..)") to #rrggbb for WebGL.
+  const value = getComputedStyle(el).getPropertyValue(name).trim() || fallback;
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.fillStyle = fallback;
+  ctx.fillStyle = value;
+  return ctx.fillStyle.startsWith("#") ? ctx.fillStyle : fallback;
+}
+
+function typed(dataView, dtype) {
+  const Type = { float32: Float32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array }[dtype];
+  const { buffer, byteOffset, byteLength } = dataView;
+  if (byteOffset % Type.BYTES_PER_ELEMENT === 0) return new Type(buffer, byteOffset, byteLength / Type.BYTES_PER_ELEMENT);
+  return new Type(buffer.slice(byteOffset, byteOffset + byteLength));
+}
+
+function rowsOf(model) {
+  const dv = model.get("selected");
+  return dv && dv.byteLength ? Array.from(typed(dv, "uint32")) : [];
+}
+
+function pointSize(n) {
+  return n <= 20000 ? 6 : n <= 200000 ? 3 : 2;
+}
+
+function buildDom(el) {
+  el.classList.add("clipviz-map-view");
+  const bar = node("div", "clipviz-map-toolbar");
+  const modes = MODES.map(([mode, label]) => {
+    const b = node("button", "clipviz-map-mode", label);
+    b.dataset.mode = mode;
+    return b;
+  });
+  const fit = node("button", "clipviz-map-fit", "fit");
+  fit.title = "fit the view to all points";
+  const colour = node("select", "clipviz-map-colour");
+  for (const [v, t] of [["predicted", "colour: predicted"], ["true", "colour: true label"]]) {
+    const o = node("option", "", t);
+    o.value = v;
+    colour.append(o);
+  }
+  const method = node("span", "clipviz-map-method");
+  const count = node("span", "clipviz-map-count");
+  bar.append(...modes, fit, colour, method, count);
+  const stage = node("div", "clipviz-map-stage");
+  const canvas = node("canvas", "clipviz-map-canvas");
+  const overlay = document.createElementNS(SVG, "svg");
+  overlay.setAttribute("class", "clipviz-map-overlay");
+  const legend = node("div", "clipviz-map-legend");
+  const tip = node("div", "clipviz-map-tip");
+  const tipImg = node("img", "clipviz-map-tip-img");
+  const tipText = node("div", "clipviz-map-tip-text");
+  tip.append(tipImg, tipText);
+  stage.append(canvas, overlay, legend, tip);
+  el.append(bar, stage);
+  return { bar, modes, fit, colour, method, count, stage, canvas, overlay, legend, tip, tipImg, tipText };
+}
+
+function starPath(r) {
+  let d = "";
+  for (let k = 0; k < 10; k++) {
+    const a = (Math.PI / 5) * k - Math.PI / 2;
+    const rr = k % 2 ? r * 0.45 : r;
+    d += `${k ? "L" : "M"}${(rr * Math.cos(a)).toFixed(2)},${(rr * Math.sin(a)).toFixed(2)}`;
+  }
+  return d + "Z";
+}
+
+function toScreen(view, x, y, width, height) {
+  // clip = projection(1/aspect, 1) * view * [x, y, 0, 1], as regl-scatterplot draws
+  const cx = (view[0] * x + view[4] * y + view[12]) / (width / height);
+  const cy = view[1] * x + view[5] * y + view[13];
+  return [(width * (cx + 1)) / 2, height * (0.5 - cy / 2)];
+}
+
+class MapView {
+  constructor(model, el, createScatterplot) {
+    this.model = model;
+    this.dom = buildDom(el);
+    this.points = null; // {revision, x, y, z}
+    this.incoming = null; // chunks being assembled
+    this.hovered = -1;
+    this.mouse = [0, 0];
+    this.stats = { draws: 0, firstDrawAt: null, pointsAt: null };
+    this.bg = cssColour(el, "--jp-layout-color0", "#ffffff");
+    const { width, height } = this.size();
+    this.sp = createScatterplot({
+      canvas: this.dom.canvas, width, height, backgroundColor: this.bg,
+      pointSize: 4, opacityBy: "density", colorBy: "valueZ", pointColor: ["#4c78a8"],
+      pointColorActive: "#ff7f0e", opacityInactiveScale: 0.6, lassoType: "freeform",
+      lassoColor: cssColour(el, "--jp-ui-font-color1", "#333333"), showReticle: false,
+      deselectOnDblClick: true, deselectOnEscape: true,
+    });
+    this.view = this.sp.get("cameraView");
+    this.wire();
+    this.syncAll();
+  }
+
+  size() {
+    const r = this.dom.stage.getBoundingClientRect();
+    return { width: Math.max(50, Math.round(r.width)), height: Math.max(50, Math.round(r.height)) };
+  }
+
+  wire() {
+    const { sp, model, dom } = this;
+    sp.subscribe("select", ({ points }) => this.sendSelection(points));
+    sp.subscribe("deselect", () => this.sendSelection([]));
+    sp.subscribe("pointover", (i) => this.hover(i));
+    sp.subscribe("pointout", () => this.hover(-1));
+    sp.subscribe("view", ({ view }) => { this.view = view; this.drawOverlay(); });
+    sp.subscribe("draw", () => { this.stats.draws += 1; });
+    dom.canvas.addEventListener("mousemove", (e) => { this.mouse = [e.offsetX, e.offsetY]; });
+    for (const b of dom.modes) b.addEventListener("click", () => this.setMode(b.dataset.mode));
+    dom.fit.addEventListener("click", () => this.fit());
+    dom.colour.addEventListener("change", () => { model.set("color_by", dom.colour.value); model.save_changes(); });
+    this.resize = new ResizeObserver(() => { this.box = this.size(); this.sp.set(this.box); this.drawOverlay(); });
+    this.resize.observe(dom.stage);
+    this.onMsg = (msg, buffers) => this.message(msg, buffers);
+    model.on("msg:custom", this.onMsg);
+    this.onChange = () => this.syncAll();
+    for (const k of ["categories", "colors", "present", "prompts", "prompt_xy", "prompt_colors", "color_by", "has_true", "method", "pending", "height"]) model.on(`change:${k}`, this.onChange);
+    this.onSelected = () => this.applySelection();
+    model.on("change:selected", this.onSelected);
+    this.setMode("pan");
+  }
+
+  setMode(mode) {
+    if (mode === "pan") this.sp.set({ mouseMode: "panZoom" });
+    else this.sp.set({ mouseMode: "lasso", lassoType: mode === "box" ? "rectangle" : "freeform" });
+    for (const b of this.dom.modes) b.classList.toggle("clipviz-active", b.dataset.mode === mode);
+  }
+
+  fit() {
+    this.sp.zoomToOrigin({ transition: false });
+  }
+
+  syncAll() {
+    const { model, dom } = this;
+    dom.stage.style.height = `${model.get("height")}px`;
+    const colors = model.get("colors");
+    this.sp.set({ pointColor: colors.length ? colors : ["#4c78a8"] });
+    dom.colour.value = model.get("color_by");
+    dom.colour.disabled = !model.get("has_true");
+    const m = (model.get("method") || "no projection yet").toUpperCase();
+    const p = model.get("pending");
+    dom.method.textContent = p ? `${m} · ${p.toUpperCase()} computing…` : m;
+    this.drawLegend();
+    this.buildPrompts();
+    this.drawOverlay();
+  }
+
+  drawLegend() {
+    const names = this.model.get("categories");
+    const colors = this.model.get("colors");
+    const legend = this.dom.legend;
+    legend.replaceChildren();
+    for (const code of this.model.get("present")) {
+      if (code < 0) { legend.append(node("div", "clipviz-map-legend-more", `${-code} classes, first 30 shown`)); continue; }
+      const row = node("div", "clipviz-map-legend-row");
+      const sw = node("span", "clipviz-map-swatch");
+      sw.style.background = colors[code];
+      row.append(sw, node("span", "clipviz-map-legend-name", names[code]));
+      legend.append(row);
+    }
+    legend.style.display = legend.childElementCount ? "" : "none";
+  }
+
+  message(msg, buffers) {
+    if (msg.type === "points") this.receivePoints(msg, buffers);
+    else if (msg.type === "thumbnail") this.showThumbnail(msg, buffers);
+  }
+
+  receivePoints(msg, buffers) {
+    let inc = this.incoming;
+    if (!inc || inc.revision !== msg.revision || inc.fields.join() !== msg.fields.join()) {
+      inc = this.incoming = { revision: msg.revision, fields: msg.fields, got: 0, fit: msg.fit, arrays: {} };
+      msg.fields.forEach((f, k) => {
+        const Type = typed(new DataView(new ArrayBuffer(0)), msg.dtypes[k]).constructor;
+        inc.arrays[f] = new Type(msg.total);
+      });
+    }
+    msg.fields.forEach((f, k) => inc.arrays[f].set(typed(buffers[k], msg.dtypes[k]), msg.start));
+    inc.got += 1;
+    if (inc.got < msg.chunks) return;
+    this.incoming = null;
+    const codesOnly = !("x" in inc.arrays);
+    if (codesOnly) {
+      if (!this.points || this.points.revision !== inc.revision) return; // stale colours
+      this.points.z = inc.arrays.z;
+    } else {
+      this.points = { revision: inc.revision, ...inc.arrays };
+    }
+    this.draw(inc.fit, codesOnly);
+  }
+
+  async draw(fit, codesOnly) {
+    const p = this.points;
+    const n = p.x.length;
+    this.stats.pointsAt = performance.now();
+    this.sp.set({ pointSize: pointSize(n) });
+    await this.sp.draw({ x: p.x, y: p.y, z: p.z }, { zDataType: "categorical", preventFilterReset: codesOnly });
+    if (fit) this.fit();
+    this.applySelection();
+    if (this.stats.firstDrawAt === null) this.stats.firstDrawAt = performance.now();
+    this.drawOverlay();
+  }
+
+  applySelection() {
+    const rows = rowsOf(this.model);
+    const base = pointSize(this.points ? this.points.x.length : 0);
+    this.sp.set({ pointSizeSelected: rows.length === 1 ? base * 2 + 8 : 1 });
+    if (this.points) {
+      if (rows.length) this.sp.select(rows, { preventEvent: true });
+      else this.sp.deselect({ preventEvent: true });
+    }
+    this.rows = rows;
+    this.dom.count.textContent = rows.length ? `${rows.length.toLocaleString()} selected` : "";
+    this.drawOverlay();
+  }
+
+  sendSelection(points) {
+    const rows = Uint32Array.from(points);
+    this.rows = Array.from(rows);
+    this.sp.set({ pointSizeSelected: rows.length === 1 ? pointSize(this.points.x.length) * 2 + 8 : 1 });
+    this.dom.count.textContent = rows.length ? `${rows.length.toLocaleString()} selected` : "";
+    this.model.send({ type: "select", n: rows.length }, undefined, [rows.buffer]);
+    this.drawOverlay();
+  }
+
+  buildPrompts() {
+    // Prompt markers are made once per change of the prompts; a camera move only re-places them.
+    const dv = this.model.get("prompt_xy");
+    this.promptXy = dv && dv.byteLength ? typed(dv, "float32") : new Float32Array(0);
+    const colours = this.model.get("prompt_colors");
+    const star = starPath(9);
+    this.promptNodes = this.model.get("prompts").map((text, k) => {
+      const g = document.createElementNS(SVG, "g");
+      g.setAttribute("class", "clipviz-map-prompt");
+      const path = document.createElementNS(SVG, "path");
+      path.setAttribute("d", star);
+      path.setAttribute("fill", colours[k] || "#888");
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("y", -12);
+      label.setAttribute("text-anchor", "middle");
+      label.textContent = text;
+      g.append(path, label);
+      return g;
+    });
+    this.ring = document.createElementNS(SVG, "circle");
+    this.ring.setAttribute("class", "clipviz-map-ring");
+    this.ring.setAttribute("r", 11);
+    this.dom.overlay.replaceChildren(this.ring, ...this.promptNodes);
+  }
+
+  drawOverlay() {
+    const { width, height } = this.box || this.size();
+    const svg = this.dom.overlay;
+    if (svg.getAttribute("width") !== `${width}` || svg.getAttribute("height") !== `${height}`) {
+      svg.setAttribute("width", width);
+      svg.setAttribute("height", height);
+    }
+    const view = this.view;
+    if (!view || !this.promptNodes) return;
+    const rows = this.rows || [];
+    const lone = rows.length === 1 && this.points && rows[0] < this.points.x.length;
+    this.ring.style.display = lone ? "" : "none";
+    if (lone) {
+      const [sx, sy] = toScreen(view, this.points.x[rows[0]], this.points.y[rows[0]], width, height);
+      this.ring.setAttribute("cx", sx);
+      this.ring.setAttribute("cy", sy);
+    }
+    const xy = this.promptXy;
+    this.promptNodes.forEach((g, k) => {
+      const [sx, sy] = toScreen(view, xy[2 * k], xy[2 * k + 1], width, height);
+      g.setAttribute("transform", `translate(${sx.toFixed(1)},${sy.toFixed(1)})`);
+    });
+  }
+
+  hover(i) {
+    this.hovered = i;
+    clearTimeout(this.hoverTimer);
+    if (i < 0) { this.dom.tip.style.display = "none"; return; }
+    this.hoverTimer = setTimeout(() => this.model.send({ type: "hover", index: i }), 60);
+  }
+
+  showThumbnail(msg, buffers) {
+    if (msg.index !== this.hovered) return; // the mouse moved on
+    const { tip, tipImg, tipText } = this.dom;
+    if (this.tipUrl) URL.revokeObjectURL(this.tipUrl);
+    this.tipUrl = null;
+    if (buffers.length && msg.mime) {
+      this.tipUrl = URL.createObjectURL(new Blob([buffers[0]], { type: msg.mime }));
+      tipImg.src = this.tipUrl;
+      tipImg.style.display = "";
+    } else tipImg.style.display = "none";
+    tipText.replaceChildren(...msg.lines.map((line) => node("div", "", line)));
+    const { width } = this.box || this.size();
+    const [mx, my] = this.mouse;
+    tip.style.left = `${mx + 180 > width ? mx - 170 : mx + 14}px`;
+    tip.style.top = `${Math.max(0, my - 20)}px`;
+    tip.style.display = "block";
+  }
+
+  destroy() {
+    this.model.off("msg:custom", this.onMsg);
+    this.model.off(null, this.onChange);
+    this.model.off("change:selected", this.onSelected);
+    this.resize.disconnect();
+    this.sp.destroy();
+  }
+}
+
+export default {
+  async render({ model, el }) {
+    const { default: createScatterplot } = await library(model);
+    const view = new MapView(model, el, createScatterplot);
+    el.__clipvizMap = view; // tests and benchmarks read the renderer and its stats here
+    model.send({ type: "request_points" });
+    return () => view.destroy();
+  },
+};
