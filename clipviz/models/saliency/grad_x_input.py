@@ -23,7 +23,12 @@ from clipviz.models.saliency._tower import cosine_scores
 )
 def grad_x_input_maps(model: Any, pixels: Any, targets: Any) -> np.ndarray:
     """(B, P, S, S) maps for any tower."""
-    from captum.attr import InputXGradient
+    try:
+        from captum.attr import InputXGradient
+    except ImportError as err:
+        raise ImportError(
+            'method="grad-x-input" needs captum: pip install "clipviz[saliency]"'
+        ) from err
 
     b, p, d = targets.shape
     rows = targets.reshape(b * p, 1, d)

@@ -56,8 +56,13 @@ def _wrapper(visual: Any, targets: Any) -> Any:
 )
 def gradcam_maps(model: Any, pixels: Any, targets: Any) -> np.ndarray:
     """(B, P, S, S) Grad-CAM maps; each (image, prompt) pair is one row of one batch."""
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    try:
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError as err:
+        raise ImportError(
+            'method="gradcam" needs pytorch-grad-cam: pip install "clipviz[saliency]"'
+        ) from err
 
     b, p, _ = targets.shape
     size = pixels.shape[-1]
