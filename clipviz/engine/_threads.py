@@ -39,14 +39,15 @@ def choose_plan(decode_s: float, forward_s: float, cores: int, torch_default: in
 
     Notes
     -----
-    *Shared*: torch keeps its default threads and just enough decoders run beside them; the
-    decoding CPU time is taken from torch's cores, so an image costs ``forward + decode /
-    cores``. *Split*: ``k`` cores decode and ``cores - k`` run torch (assumed to scale
-    linearly, which favours the split); the slower of the two stages sets the pace.
+    *Shared*: torch keeps its default threads and decoders run beside them. A decoder that
+    takes a core stalls torch's whole OpenMP team at its next barrier, so decoding is counted
+    as if it ran between forward passes: an image costs ``forward + decode``. *Split*: ``k``
+    cores decode and ``cores - k`` run torch (assumed to scale linearly, which favours the
+    split); the slower of the two stages sets the pace.
     """
     cores, torch_default = max(1, cores), max(1, torch_default)
     need = max(1, math.ceil(decode_s / max(forward_s, 1e-9)))
-    best = CpuPlan(torch_default, min(need, cores), forward_s + decode_s / cores)
+    best = CpuPlan(torch_default, min(need, cores), forward_s + decode_s)
     for k in range(1, cores):
         t = min(torch_default, cores - k)
         per_image = max(forward_s * torch_default / t, decode_s / k)
