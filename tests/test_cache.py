@@ -444,3 +444,12 @@ def test_counts_are_honest_about_duplicates(shapes_model, folder, tmp_path):
     assert (first.counts.from_cache, first.counts.duplicates) == (0, 1)
     second = _embed(m, work, tmp_path / "c", batch_size=2)
     assert (second.counts.encoded, second.counts.from_cache, second.counts.duplicates) == (0, 5, 0)
+
+
+def test_default_cache_dir_honours_clipviz_cache_dir(tmp_path, monkeypatch):
+    from clipviz.engine import default_cache_dir
+
+    monkeypatch.setenv("CLIPVIZ_CACHE_DIR", str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env" == resolve_cache_dir(True)
+    monkeypatch.setenv("CLIPVIZ_CACHE_DIR", "")
+    assert "clipviz" in str(default_cache_dir()) and str(tmp_path) not in str(default_cache_dir())

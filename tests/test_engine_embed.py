@@ -205,3 +205,31 @@ def test_embed_restores_torch_threads(shapes_model, shapes_data):
     emb = embed_images(shapes_model, s, batch_size=8, cache=False, progress=False)
     assert len(emb) == 40 and emb.counts.encoded == 40
     assert torch.get_num_threads() == before
+
+
+def test_non_utf8_names_survive_evaluate_and_save_html(shapes_model, shapes_data, tmp_path):
+    """Folder and file names that are not UTF-8 (surrogate-escaped by Python)."""
+    import os
+
+    import clipviz
+    from clipviz.app.snapshot import save_html
+
+    root = tmp_path / "imgs"
+    for i, img in enumerate(shapes_data.images[:6]):
+        label = os.fsdecode(b"caf\xe9") if i % 2 else "ok"
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        img.save(os.path.join(folder, os.fsdecode(b"img\xff%d.png" % i)))
+    images = ImageSet.from_folder(root)
+    emb = embed_images(shapes_model, images, cache=False, progress=False)
+    assert len(emb) == 6 and "caf\ufffd" in emb.labels
+    prompts = clipviz.engine.embed_prompts(shapes_model, ["ok", "caf\ufffd"])
+    metrics = clipviz.evaluate(clipviz.zero_shot(emb, prompts))
+    assert 0.0 <= metrics.acc1 <= 1.0
+    wb = clipviz.Workbench(
+        images, model=shapes_model, embeddings=emb, classnames=["ok", "caf\ufffd"],
+        projection="pca",
+    )  # fmt: skip
+    out = save_html(wb, tmp_path / "snap.html")
+    text = out.read_text(encoding="utf-8")
+    assert "caf\ufffd" in text and "img\ufffd1.png" in text
