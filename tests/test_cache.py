@@ -192,9 +192,9 @@ def test_two_processes_share_one_cache(shapes_model, folder, tmp_path):
 def test_unchanged_old_files_are_not_even_read_again(
     shapes_model, folder, tmp_path, monkeypatch
 ):
-    import clipviz.engine.embed as embed_mod
+    import clipviz.engine._filememo as memo_mod
 
-    monkeypatch.setattr(embed_mod, "_RACY_S", 0.05)  # instead of waiting 2 s for the ctime
+    monkeypatch.setattr(memo_mod, "_RACY_S", 0.05)  # instead of waiting 2 s for the ctime
     work = tmp_path / "old"
     work.mkdir()
     hour_ago = time.time() - 3600
@@ -398,9 +398,9 @@ def test_rewrite_in_place_with_restored_mtime_is_a_miss(shapes_model, tmp_path, 
     """Same path, inode, size and mtime, other content (what cp -p / rsync -t leave)."""
     import io
 
-    import clipviz.engine.embed as embed_mod
+    import clipviz.engine._filememo as memo_mod
 
-    monkeypatch.setattr(embed_mod, "_RACY_S", 0.05)
+    monkeypatch.setattr(memo_mod, "_RACY_S", 0.05)
     encoded = []
     for img in clipviz.datasets.shapes(2, seed=8).images:
         buf = io.BytesIO()

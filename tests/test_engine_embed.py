@@ -125,7 +125,7 @@ def test_the_bad_input_corpus_is_skipped_and_the_good_images_embedded(
 
     import clipviz.engine._decode as decode
 
-    monkeypatch.setattr(decode, "MAX_FILE_BYTES", TEST_MAX_FILE_BYTES)
+    monkeypatch.setattr(decode, "MAX_FILE_BYTES", TEST_MAX_FILE_BYTES, raising=False)
     expected = make_corpus(tmp_path / "corpus", shapes_data.images[:3])
     emb = embed_images(shapes_model, tmp_path / "corpus", cache=tmp_path / "c", progress=False)
     assert sorted(emb.ids) == ["good_0.png", "good_1.png", "good_2.png"]

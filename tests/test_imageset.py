@@ -223,7 +223,7 @@ def _corpus(tmp_path, monkeypatch):
 
     import clipviz.engine._decode as decode
 
-    monkeypatch.setattr(decode, "MAX_FILE_BYTES", TEST_MAX_FILE_BYTES)
+    monkeypatch.setattr(decode, "MAX_FILE_BYTES", TEST_MAX_FILE_BYTES, raising=False)
     return make_corpus(tmp_path / "corpus", [_two_tone(40, 30)])
 
 

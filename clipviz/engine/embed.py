@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from clipviz.compute.types import EmbedCounts, ImageEmbeddings
+from clipviz.engine import _filememo
 from clipviz.engine._decode import ImageSkipped
 from clipviz.engine._threads import CpuPlan, DecodeLimiter, choose_plan
 from clipviz.engine.cache import EmbeddingCache, resolve_cache_dir
@@ -324,7 +325,7 @@ def _prepared(
     item in set order, prepared by a thread pool that stays a bounded window ahead."""
     todo = []
     for i in range(len(imageset)):
-        known = _DIGESTS.get(_stat_key(imageset.paths[i])) if hashing and index else None
+        known = _filememo.recall(imageset.paths[i]) if hashing and index else None
         if known is not None and known in index:
             yield _Item(i, known, cached=index[known])
         else:
@@ -366,11 +367,11 @@ def _prepare(
 ) -> _Item:
     """Read item i once; on a cache hit stop there, otherwise decode and preprocess it."""
     try:
-        stat_key = _stat_key(imageset.paths[i]) if hashing else None
+        stat_key = _filememo.stat_key(imageset.paths[i]) if hashing else None
         raw = imageset.read_raw(i)
         digest = bytes.fromhex(hash_raw(raw)) if hashing else None  # no cache: no hashing
-        if stat_key is not None and time.time() - max(stat_key[-2:]) / 1e9 > _RACY_S:
-            _DIGESTS[stat_key] = digest
+        if stat_key is not None and digest is not None:
+            _filememo.remember(stat_key, digest)
         if digest is not None and digest in index:
             return _Item(i, digest, cached=index[digest])
         return _Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw, min_side)))
@@ -382,29 +383,6 @@ def _prepare(
     except MemoryError:
         reason = f"out of memory decoding or preprocessing {imageset.ids[i]!r}"
         return _Item(i, skipped=reason, skip_kind="out of memory")
-
-
-# Content digests of files already hashed in this process, keyed by what os.stat says about
-# them: path, device, inode, size, mtime and ctime. Like git's index, ctime is part of the
-# key: rewriting a file in place and restoring its mtime (cp -p, rsync -t) changes the ctime.
-# Only files whose mtime and ctime are a few seconds old are remembered, so an edit within
-# the same clock tick cannot hide behind an unchanged stat.
-_DIGESTS: dict[tuple[str, int, int, int, int, int], bytes] = {}
-_RACY_S = 2.0
-_MAX_DIGESTS = 1_000_000
-
-
-def _stat_key(path: str | None) -> tuple[str, int, int, int, int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None  # read_raw reports it properly
-    if len(_DIGESTS) > _MAX_DIGESTS:
-        _DIGESTS.clear()
-    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size)
-    return (*key, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _encode_batch(
