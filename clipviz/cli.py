@@ -47,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from clipviz.models._errors import ModelLoadError
+
     try:
         return int(args.run(args))
-    except UsageError as err:
+    except (UsageError, ModelLoadError) as err:  # a model error raised after loading, too
         print(f"clipviz {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
