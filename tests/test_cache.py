@@ -189,9 +189,7 @@ def test_two_processes_share_one_cache(shapes_model, folder, tmp_path):
     np.testing.assert_allclose(emb.vectors, _embed(shapes_model, folder, False).vectors, atol=2e-3)
 
 
-def test_unchanged_old_files_are_not_even_read_again(
-    shapes_model, folder, tmp_path, monkeypatch
-):
+def test_unchanged_old_files_are_not_even_read_again(shapes_model, folder, tmp_path, monkeypatch):
     import clipviz.engine._filememo as memo_mod
 
     monkeypatch.setattr(memo_mod, "_RACY_S", 0.05)  # instead of waiting 2 s for the ctime
