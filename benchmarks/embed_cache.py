@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
         timed_embed(model, folder, Path(tmp) / "warmup-cache", args.batch_size)
         first, t1 = timed_embed(model, folder, cache, args.batch_size)
         second, t2 = timed_embed(model, folder, cache, args.batch_size)
-        from clipviz.engine import embed
+        from clipviz.engine import _filememo
 
-        embed._DIGESTS.clear()  # forget the stat -> digest memo: every file is read and hashed
+        _filememo.clear()  # forget the stat -> digest memo: every file is read and hashed
         _, t3 = timed_embed(model, folder, cache, args.batch_size)
     identical = bool(np.array_equal(first.vectors, second.vectors)) and first.ids == second.ids
     result = {

@@ -12,6 +12,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from clipviz.models._errors import ModelLoadError
+
     try:
         return int(args.run(args))
-    except UsageError as err:
+    except (UsageError, ModelLoadError) as err:  # a model error raised after loading, too
         print(f"clipviz {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -90,7 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         "--model", default="clipviz-shapes", help="model name (default: %(default)s)"
     )
     embed.add_argument("--pretrained", help="pretrained tag (e.g. openai) or a weights file")
-    embed.add_argument("--cache", help="cache folder (default: the platform's user cache dir)")
+    embed.add_argument(
+        "--cache",
+        help="cache folder (default: $CLIPVIZ_CACHE_DIR, else the platform's user cache dir)",
+    )
     embed.add_argument("--batch-size", type=_positive_int, default=64, help="default: %(default)s")
     embed.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -135,23 +141,39 @@ def run_embed(args: argparse.Namespace) -> int:
     if args.store:
         return _cli_store.run_store_embed(args)
     images, what = _embed_source(args)
+    root = _writable_cache(args.cache)
     model = _load_model(args)
-    from clipviz.engine import EmbeddingCache, embed_images
-    from clipviz.engine.cache import resolve_cache_dir
+    from clipviz.engine import embed_images
+    from clipviz.engine.embed import NoImagesEmbeddedError
 
-    root = resolve_cache_dir(args.cache if args.cache else True)
-    root.mkdir(parents=True, exist_ok=True)
-    store = EmbeddingCache(root, model.info.key, model.info.dim)
-    before = len(store.load())
     print(f"embedding {len(images)} images from {what} with {args.model}", flush=True)
     print(f"cache: {root}", flush=True)
-    emb = embed_images(
-        model, images, batch_size=args.batch_size, cache=root, progress=not args.no_progress
-    )
-    # Each image embedded now added one entry (identical images share one), the rest were hits.
-    embedded = len(store.load()) - before
-    _report(emb, embedded)
+    try:
+        emb = embed_images(
+            model, images, batch_size=args.batch_size, cache=root, progress=not args.no_progress
+        )
+    except NoImagesEmbeddedError as err:
+        raise UsageError(str(err)) from None
+    _report(emb)
     return EXIT_OK
+
+
+def _writable_cache(cache: str | None) -> Path:
+    """The cache folder, created and checked writable: filling it is this command's job."""
+    from clipviz.engine.cache import CACHE_ENV, resolve_cache_dir
+
+    root = resolve_cache_dir(cache if cache else True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".clipviz-probe-"):
+            pass
+    except OSError as err:
+        hint = "--cache FOLDER" if cache else f"--cache FOLDER or set {CACHE_ENV}"
+        raise UsageError(
+            f"cannot write to the cache folder {str(root)!r} ({err.strerror or err}); "
+            f"pass a writable {hint}"
+        ) from None
+    return root
 
 
 def _embed_source(args: argparse.Namespace) -> tuple[Any, str]:
@@ -184,10 +206,13 @@ def _load_model(args: argparse.Namespace) -> Any:
         raise UsageError(f"cannot load model {args.model!r}: {err}") from None
 
 
-def _report(emb: Any, embedded: int) -> None:
+def _report(emb: Any) -> None:
+    counts = emb.counts
     skipped = list(emb.skipped)
-    print(f"embedded: {embedded}")
-    print(f"from cache: {len(emb.ids) - embedded}")
+    print(f"embedded: {counts.encoded}")
+    print(f"from cache: {counts.from_cache}")
+    if counts.duplicates:
+        print(f"same content as another image: {counts.duplicates}")
     print(f"skipped: {len(skipped)}")
     for item, reason in skipped[:_MAX_SKIP_LINES]:
         print(f"  {item}: {reason}")

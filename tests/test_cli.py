@@ -14,8 +14,8 @@ import clipviz
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _clipviz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+def _clipviz(*args: str, timeout: float = 300, **env_extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", **env_extra)
     return subprocess.run(
         [sys.executable, "-m", "clipviz", *args],
         capture_output=True,
@@ -30,7 +30,7 @@ def _counts(stdout: str) -> dict[str, int]:
     out = {}
     for line in stdout.splitlines():
         key, _, value = line.partition(":")
-        if key in ("embedded", "from cache", "skipped"):
+        if key in ("embedded", "from cache", "same content as another image", "skipped"):
             out[key] = int(value)
     return out
 
@@ -119,3 +119,46 @@ def test_demo_dry_run_prints_the_jupyterlab_command():
 def test_demo_missing_notebook_exits_2(tmp_path):
     res = _clipviz("demo", "--dry-run", "--notebook", str(tmp_path / "nope.ipynb"))
     assert res.returncode == 2 and "notebook not found" in res.stderr
+
+
+def test_embed_unwritable_cache_exits_2_with_one_line(shapes_folder, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where the cache folder should go")
+    res = _clipviz("embed", str(shapes_folder), "--cache", str(blocker / "cache"))
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "cannot write to the cache folder" in res.stderr and str(blocker) in res.stderr
+
+
+def test_embed_all_bad_folder_exits_2_saying_why(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_text("not an image")
+    os.mkfifo(folder / "pipe.jpg")  # would block a naive reader forever
+    res = _clipviz("embed", str(folder), "--cache", str(tmp_path / "c"), "--no-progress")
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "all 3 images were skipped" in res.stderr
+    assert "2 not an image file" in res.stderr and "1 not a regular file" in res.stderr
+
+
+def test_embed_counts_duplicates_honestly_and_honours_clipviz_cache_dir(shapes_folder, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    pngs = sorted(shapes_folder.rglob("*_*.png"))[:3]
+    for p in pngs:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "zz_copy.png").write_bytes(pngs[0].read_bytes())
+    env_cache = tmp_path / "env_cache"
+    res = _clipviz("embed", str(folder), "--no-progress", CLIPVIZ_CACHE_DIR=str(env_cache))
+    assert res.returncode == 0, res.stderr
+    assert f"cache: {env_cache}" in res.stdout
+    counts = _counts(res.stdout)
+    assert counts == {
+        "embedded": 3,
+        "from cache": 0,
+        "same content as another image": 1,
+        "skipped": 0,
+    }
+    assert list((env_cache / "embeddings").rglob("*.npy"))  # written where the variable says

@@ -115,3 +115,121 @@ def test_work_in_flight_is_bounded(shapes_model, shapes_data):
     embed_images(model, s, batch_size=4, cache=False, progress=False, num_workers=2)
     assert model.batches == [4] * 10
     assert max(ahead) <= 4 + 2 * 4 + 2  # the batch being encoded + window (2 batches + workers)
+
+
+# ---- hostile inputs (issue 8): the corpus in tests/bad_inputs/engine -------------------------
+def test_the_bad_input_corpus_is_skipped_and_the_good_images_embedded(
+    shapes_model, shapes_data, tmp_path, monkeypatch
+):
+    from bad_inputs.engine.make import TEST_MAX_FILE_BYTES, make_corpus
+
+    import clipviz.engine._decode as decode
+
+    monkeypatch.setattr(decode, "MAX_FILE_BYTES", TEST_MAX_FILE_BYTES, raising=False)
+    expected = make_corpus(tmp_path / "corpus", shapes_data.images[:3])
+    emb = embed_images(shapes_model, tmp_path / "corpus", cache=tmp_path / "c", progress=False)
+    assert sorted(emb.ids) == ["good_0.png", "good_1.png", "good_2.png"]
+    bad = {name for name, kind in expected.items() if kind}
+    assert {item for item, _ in emb.skipped} == bad  # the FIFO did not hang the run
+    direct = shapes_model.encode_pil(shapes_data.images[:3])
+    np.testing.assert_allclose(emb.vectors, direct, atol=2e-3)
+
+
+def test_nan_weights_give_no_vectors_and_a_clear_error(shapes_data, tmp_path):
+    import torch
+
+    import clipviz.models
+    from clipviz.engine.embed import NoImagesEmbeddedError
+
+    broken = clipviz.models.load_model("clipviz-shapes", device="cpu")
+    with torch.no_grad():
+        next(broken.torch_model.visual.parameters()).fill_(float("nan"))
+    with pytest.raises(NoImagesEmbeddedError, match="all 4 images were skipped.*non-finite"):
+        embed_images(broken, shapes_data.images[:4], cache=tmp_path, progress=False)
+    assert not list(tmp_path.rglob("*.npy"))  # nothing bad was cached
+
+
+def test_an_all_bad_folder_says_how_many_and_why(shapes_model, tmp_path):
+    from clipviz.engine.embed import NoImagesEmbeddedError
+
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_text("not an image")
+    (tmp_path / "c.jpg").write_bytes(b"")
+    with pytest.raises(NoImagesEmbeddedError) as err:
+        embed_images(shapes_model, tmp_path, cache=False, progress=False)
+    text = str(err.value)
+    assert "all 3 images were skipped" in text
+    assert "2 not an image file" in text and "1 empty file" in text
+    assert err.value.kinds == {
+        "not an image file PIL can read (raster formats only)": 2,
+        "empty file": 1,
+    }
+
+
+# ---- ImageEmbeddings from a user's own vectors (item 6) --------------------------------------
+def test_user_vectors_are_normalised_and_bad_rows_named(shapes_model):
+    from clipviz.compute.types import ImageEmbeddings
+
+    raw = np.array([[3.0, 4.0], [0.0, 2.0], [1.0, 0.0]], np.float32)
+    emb = ImageEmbeddings(["a", "b", "c"], raw, shapes_model.info)
+    np.testing.assert_allclose(emb.vectors, [[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]], atol=1e-7)
+    np.testing.assert_array_equal(raw[0], [3.0, 4.0])  # the caller's array is not modified
+    bad = np.array([[1.0, 0.0], [np.nan, 1.0], [0.0, 0.0], [np.inf, 0.0]], np.float32)
+    with pytest.raises(ValueError, match=r"3 vector row\(s\).*\['y', 'z', 'w'\]"):
+        ImageEmbeddings(["x", "y", "z", "w"], bad, shapes_model.info)
+    with pytest.raises(ValueError, match=r"shape \(len\(ids\), D\)"):
+        ImageEmbeddings(["x"], raw, shapes_model.info)
+
+
+# ---- the CPU split (item 16) -----------------------------------------------------------------
+def test_thread_plan_follows_measured_costs():
+    from clipviz.engine._threads import choose_plan
+
+    # ViT-B-32 on 2 cores: 70 ms forward, 5 ms decode per image -> torch keeps both cores
+    vit = choose_plan(decode_s=0.005, forward_s=0.070, cores=2, torch_default=2)
+    assert (vit.torch_threads, vit.decoders) == (2, 1)
+    # a tiny model on big JPEGs, 16 cores: decoding is the bottleneck -> most cores decode
+    tiny = choose_plan(decode_s=0.004, forward_s=0.0005, cores=16, torch_default=16)
+    assert tiny.decoders >= 4 and tiny.torch_threads + tiny.decoders <= 16
+    assert tiny.predicted_s_per_image < 0.0005 + 0.004
+    # decoding as costly as the forward pass on 2 cores: one core each
+    even = choose_plan(decode_s=0.0015, forward_s=0.001, cores=2, torch_default=2)
+    assert (even.torch_threads, even.decoders) == (1, 1)
+
+
+def test_embed_restores_torch_threads(shapes_model, shapes_data):
+    import torch
+
+    before = torch.get_num_threads()
+    s = shapes_data.to_imageset()
+    emb = embed_images(shapes_model, s, batch_size=8, cache=False, progress=False)
+    assert len(emb) == 40 and emb.counts.encoded == 40
+    assert torch.get_num_threads() == before
+
+
+def test_non_utf8_names_survive_evaluate_and_save_html(shapes_model, shapes_data, tmp_path):
+    """Folder and file names that are not UTF-8 (surrogate-escaped by Python)."""
+    import os
+
+    import clipviz
+    from clipviz.app.snapshot import save_html
+
+    root = tmp_path / "imgs"
+    for i, img in enumerate(shapes_data.images[:6]):
+        label = os.fsdecode(b"caf\xe9") if i % 2 else "ok"
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        img.save(os.path.join(folder, os.fsdecode(b"img\xff%d.png" % i)))
+    images = ImageSet.from_folder(root)
+    emb = embed_images(shapes_model, images, cache=False, progress=False)
+    assert len(emb) == 6 and "caf\ufffd" in emb.labels
+    prompts = clipviz.engine.embed_prompts(shapes_model, ["ok", "caf\ufffd"])
+    metrics = clipviz.evaluate(clipviz.zero_shot(emb, prompts))
+    assert 0.0 <= metrics.acc1 <= 1.0
+    wb = clipviz.Workbench(
+        images, model=shapes_model, embeddings=emb, classnames=["ok", "caf\ufffd"],
+        projection="pca",
+    )  # fmt: skip
+    out = save_html(wb, tmp_path / "snap.html")
+    text = out.read_text(encoding="utf-8")
+    assert "caf\ufffd" in text and "img\ufffd1.png" in text

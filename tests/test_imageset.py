@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -214,3 +215,97 @@ def test_subset_keeps_ids_and_labels(folder):
 def test_import_engine_does_not_import_torch():
     code = "import sys, clipviz.engine; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- the bad-input corpus (issue 8, items 9-11): tests/bad_inputs/engine ---------------------
+def _corpus(tmp_path, monkeypatch):
+    from bad_inputs.engine.make import TEST_MAX_FILE_BYTES, make_corpus
+
+    import clipviz.engine._decode as decode
+
+    monkeypatch.setattr(decode, "MAX_FILE_BYTES", TEST_MAX_FILE_BYTES, raising=False)
+    return make_corpus(tmp_path / "corpus", [_two_tone(40, 30)])
+
+
+def test_every_corpus_case_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    import tracemalloc
+
+    expected = _corpus(tmp_path, monkeypatch)
+    s = ImageSet.from_folder(tmp_path / "corpus")
+    assert sorted(s.ids) == sorted(expected)  # the FIFO and the symlink are listed too
+    tracemalloc.start()
+    for i, name in enumerate(s.ids):
+        if expected[name]:
+            with pytest.raises(ImageSkipped) as err:
+                s.load(i)
+            assert err.value.kind == expected[name], (name, err.value.reason)
+            assert name in err.value.reason
+        else:
+            assert s.load(i).size == (40, 30)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2**20  # no 4 GB read of /dev/zero, no 224,000,000-px strip
+
+
+def test_a_large_16_bit_image_is_scaled_without_float64_copies():
+    import tracemalloc
+
+    from clipviz.engine._decode import to_rgb
+
+    side = 2000
+    arr = (np.arange(side * side, dtype=np.uint32) % 65536).astype(np.uint16).reshape(side, side)
+    img = Image.fromarray(arr)
+    assert img.mode == "I;16"
+    tracemalloc.start()
+    out = to_rgb(img)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.mode == "RGB" and out.getpixel((1, 0)) == (0, 0, 0)
+    assert out.getpixel((side - 1, 32)) == tuple(
+        [round(((32 * side + side - 1) % 65536) / 257)] * 3
+    )
+    # the old path held float64 copies (~160 MB here); now ~20 MB: a copy, the output, a block
+    assert peak < 4 * arr.nbytes, peak
+
+
+def test_a_huge_png_strip_of_a_few_kilobytes_is_refused_not_a_memory_error(tmp_path):
+    p = _save(Image.new("L", (1_000_000, 1)), tmp_path / "strip.png")
+    assert p.stat().st_size < 5_000
+    with pytest.raises(ImageSkipped, match="extreme aspect ratio 1000000 x 1"):
+        _load_file(p)
+    with pytest.raises(ImageSkipped, match="extreme aspect ratio"):
+        ImageSet.from_pil([Image.new("L", (100_000, 1))]).load(0)
+
+
+def test_jpeg_draft_keeps_at_least_the_requested_short_side(tmp_path):
+    p = _save(Image.new("RGB", (640, 480), "red"), tmp_path / "big.jpg")
+    s = ImageSet.from_paths([p])
+    raw = s.read_raw(0)
+    assert s.decode_raw(0, raw).size == (640, 480)
+    assert s.decode_raw(0, raw, min_side=64).size == (160, 120)  # 1/4 scale: 120 >= 64
+    assert s.decode_raw(0, raw, min_side=224).size == (320, 240)
+    assert s.decode_raw(0, raw, min_side=300).size == (640, 480)
+
+
+# ---- user tables and file names (item 14) ----------------------------------------------------
+def test_from_dataframe_names_the_row_of_a_missing_or_empty_path():
+    df = pd.DataFrame({"path": ["a.png", np.nan, "c.png"]}, index=[10, 11, 12])
+    with pytest.raises(ValueError, match=r"row 11 has no path in column 'path'"):
+        ImageSet.from_dataframe(df)
+    df = pd.DataFrame({"path": ["a.png", "  "]})
+    with pytest.raises(ValueError, match=r"row 1 has an empty path"):
+        ImageSet.from_dataframe(df)
+    with pytest.raises(TypeError, match=r"row 0 of column 'path' is a int"):
+        ImageSet.from_dataframe(pd.DataFrame({"path": [3]}))
+
+
+def test_non_utf8_file_and_folder_names_get_displayable_ids(tmp_path):
+    folder = os.fsdecode(bytes(tmp_path) + b"/caf\xe9")  # Latin-1 folder name
+    os.mkdir(folder)
+    name = os.path.join(folder, os.fsdecode(b"\xff\xfe.png"))
+    _two_tone().save(name)
+    s = ImageSet.from_folder(tmp_path)
+    (item,) = s.ids
+    assert item == "caf\ufffd/\ufffd\ufffd.png" and s.labels == ["caf\ufffd"]
+    item.encode("utf-8")  # would raise for a surrogate-escaped name
+    assert s.paths == [name] and s.load(0).size == (20, 10)  # still read from the real path

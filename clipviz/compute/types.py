@@ -38,12 +38,29 @@ class ModelInfo:
             raise ValueError("ModelInfo(scoring='sigmoid') needs the model's logit_bias")
 
 
+@dataclass(frozen=True)
+class EmbedCounts:
+    """Where the vectors of one :func:`embed_images` run came from (they sum to its length).
+
+    ``encoded``: forward passes in this run; ``from_cache``: found in the disk cache as it was
+    when the run started; ``duplicates``: same content as an image encoded earlier in this run.
+    """
+
+    encoded: int
+    from_cache: int
+    duplicates: int
+
+
 @dataclass
 class ImageEmbeddings:
     """Embedded images.
 
     ``ids[i]`` names ``vectors[i]``; ``labels`` (true labels) and ``paths`` are per image or None.
     ``skipped`` lists ``(item, reason)`` for every input that could not be embedded.
+
+    Vectors you bring yourself are checked once here: rows that are not finite (NaN, inf) or
+    are all zero raise ``ValueError`` naming their ids; rows that are not of unit length are
+    L2-normalised (into a float32 copy), since cosines and zero-shot probabilities assume it.
     """
 
     ids: list[str]
@@ -52,6 +69,10 @@ class ImageEmbeddings:
     labels: list[str] | None = None
     paths: list[str | None] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    counts: EmbedCounts | None = None  # set by embed_images
+
+    def __post_init__(self) -> None:
+        self.vectors = _checked_unit_rows(self.vectors, self.ids)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -86,3 +107,31 @@ class PromptEmbeddings:
 
     def __len__(self) -> int:
         return len(self.classnames)
+
+
+_UNIT_ATOL = 1e-3  # fp16 round trips keep norms within ~5e-4 of 1
+
+
+def _checked_unit_rows(vectors: Any, ids: list[str]) -> np.ndarray:
+    """``vectors`` as (N, D) floats with unit rows; bad rows raise an error naming their ids."""
+    v = np.asarray(vectors)
+    if v.dtype.kind != "f":
+        v = v.astype(np.float32)
+    if v.ndim != 2 or len(v) != len(ids):
+        raise ValueError(
+            f"ImageEmbeddings: vectors must have shape (len(ids), D) = ({len(ids)}, D), "
+            f"got {v.shape}"
+        )
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", v, v, dtype=np.float64))
+    bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
+    if len(bad):
+        named = [ids[i] for i in bad[:10]]
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise ValueError(
+            f"ImageEmbeddings: {len(bad)} vector row(s) are NaN, infinite or all zero, for ids "
+            f"{named}{more}; drop those images or recompute their vectors"
+        )
+    if np.abs(norms - 1.0).max(initial=0.0) > _UNIT_ATOL:
+        v = (v / norms[:, None]).astype(np.float32)
+    return v

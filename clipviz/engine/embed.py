@@ -3,15 +3,18 @@
 A small thread pool reads, hashes, decodes and preprocesses the next images while the main
 thread runs the forward pass (PIL decoding and resizing release the GIL). At most a couple
 of batches of decoded images are in flight, so memory stays bounded for any set size. Each
-finished batch goes straight into the disk cache, so an interrupted run keeps its work.
+finished batch goes straight into the disk cache, so an interrupted run keeps its work. On
+the CPU the split of cores between torch and the decoders is chosen from measured costs
+(see ``_threads``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,12 +22,33 @@ from typing import Any
 
 import numpy as np
 
-from clipviz.compute.types import ImageEmbeddings
+from clipviz.compute.types import EmbedCounts, ImageEmbeddings
+from clipviz.engine import _filememo
 from clipviz.engine._decode import ImageSkipped
+from clipviz.engine._threads import CpuPlan, DecodeLimiter, choose_plan
 from clipviz.engine.cache import EmbeddingCache, resolve_cache_dir
 from clipviz.engine.imageset import ImageSet, hash_raw
 
-__all__ = ["embed_images", "as_imageset", "cpu_threads", "default_workers"]
+__all__ = [
+    "embed_images",
+    "as_imageset",
+    "cpu_threads",
+    "default_workers",
+    "NoImagesEmbeddedError",
+]
+
+
+class NoImagesEmbeddedError(ValueError):
+    """Every image of a non-empty set was skipped; ``skipped`` holds ``(id, reason)``."""
+
+    def __init__(self, skipped: list[tuple[str, str]], kinds: Counter[str]):
+        parts = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        super().__init__(
+            f"all {len(skipped)} images were skipped, none could be embedded ({parts}){first}"
+        )
+        self.skipped = skipped
+        self.kinds = dict(kinds)
 
 
 @dataclass
@@ -36,6 +60,36 @@ class _Item:
     cached: np.ndarray | None = None
     pixels: Any = None
     skipped: str | None = None
+    skip_kind: str = ""
+
+
+class _Results:
+    """The run's output rows, filled in as items arrive, and where each came from."""
+
+    def __init__(self, n: int, dim: int):
+        self.vectors = np.zeros((n, dim), np.float32)
+        self.done = np.zeros(n, bool)
+        self.skipped: list[tuple[str, str]] = []
+        self.kinds: Counter[str] = Counter()
+        self.fresh: set[bytes] = set()  # digests encoded in this run
+        self.encoded = self.from_cache = self.duplicates = 0
+
+    def put(self, i: int, vector: np.ndarray) -> None:
+        self.vectors[i], self.done[i] = vector, True
+
+    def skip(self, item_id: str, reason: str, kind: str) -> None:
+        self.skipped.append((item_id, reason))
+        self.kinds[kind] += 1
+
+    def hit(self, item: _Item) -> None:
+        self.put(item.i, item.cached)
+        if item.digest in self.fresh:
+            self.duplicates += 1
+        else:
+            self.from_cache += 1
+
+    def counts(self) -> EmbedCounts:
+        return EmbedCounts(self.encoded, self.from_cache, self.duplicates)
 
 
 def embed_images(
@@ -58,23 +112,31 @@ def embed_images(
     batch_size : int
         Images per forward pass.
     cache : bool or path
-        ``True``: the platform cache folder; a path: that folder; ``False``: no cache. Cached
-        vectors are keyed by model and image content (a renamed file is found again, an edited
-        one is re-embedded) and stored as fp16.
+        ``True``: the default cache folder (``$CLIPVIZ_CACHE_DIR``, else the platform's user
+        cache folder); a path: that folder; ``False``: no cache. Cached vectors are keyed by
+        model and image content (a renamed file is found again, an edited one is re-embedded)
+        and stored as fp16. A cache folder that cannot be written is read, with a warning.
     progress : bool
         Show a progress bar (``tqdm.auto``).
     num_workers : int, optional
-        Decoding threads. Default: on a GPU, up to 8 (one less than the CPUs); on the CPU a
-        quarter of the cores (at least 1), and torch's own threads are lowered for the run so
-        that decoding and the forward pass together do not oversubscribe the cores.
+        Decoding threads. Default: on a GPU, up to 8 (one less than the CPUs); on the CPU the
+        split between torch's threads and the decoders is chosen after timing the decoding
+        and a forward pass (a large model keeps every core for torch). Given explicitly on
+        the CPU, torch's threads are lowered to the cores left over, for the run.
 
     Returns
     -------
     ImageEmbeddings
         Vectors (float32, L2-normalised) for every image that could be read, in set order;
-        ``skipped`` lists ``(id, reason)`` for the others. With a cache, every vector goes
-        through fp16 (also on the first run), so reruns return identical arrays; they agree
-        with uncached float32 vectors to about 1e-3.
+        ``skipped`` lists ``(id, reason)`` for the others; ``counts`` says how many were
+        encoded, found in the cache, or shared with an identical image. With a cache, every
+        vector goes through fp16 (also on the first run), so reruns return identical arrays;
+        they agree with uncached float32 vectors to about 1e-3.
+
+    Raises
+    ------
+    NoImagesEmbeddedError
+        If the set has images but every one was skipped (the message counts the reasons).
     """
     imageset = as_imageset(images)
     if int(batch_size) < 1:
@@ -83,43 +145,67 @@ def embed_images(
     store = EmbeddingCache(root, model.info.key, model.info.dim) if root is not None else None
     index = store.load() if store is not None else {}
     n = len(imageset)
-    vectors = np.zeros((n, model.info.dim), np.float32)
-    done = np.zeros(n, bool)
-    skipped: list[tuple[str, str]] = []
+    res = _Results(n, model.info.dim)
     batch: list[_Item] = []
+    tuner = _CpuTuner(getattr(model, "device", "cpu"), num_workers)  # duck-typed: may not say
 
     def flush() -> None:
-        out = _encode_batch(model, batch, store, index)
-        for item, vec in zip(batch, out, strict=True):
-            vectors[item.i], done[item.i] = vec, True
+        t = time.perf_counter()
+        kept, out, bad = _encode_batch(model, batch, store, index)
+        tuner.forward_done(len(batch), time.perf_counter() - t)
+        for item, vec in zip(kept, out, strict=True):
+            res.put(item.i, vec)
+            if item.digest is not None:
+                res.fresh.add(item.digest)
+        res.encoded += len(kept)
+        for item in bad:
+            res.skip(imageset.ids[item.i], _NAN_REASON, "non-finite vector from the model")
         batch.clear()
 
-    device = getattr(model, "device", "cpu")  # a duck-typed encoder may not say
-    workers = num_workers or default_workers(device)
-    with _progress(n, progress, model) as bar, cpu_threads(device, workers):
-        for item in _prepared(imageset, model, index, workers, int(batch_size), store is not None):
+    def flush_and_resolve() -> None:
+        flush()
+        for item in waiting:  # same content as an item of that batch: its vector, or its fate
+            if item.digest in index:
+                res.hit(_Item(item.i, item.digest, cached=index[item.digest]))
+            else:
+                res.skip(imageset.ids[item.i], _NAN_REASON, "non-finite vector from the model")
+        waiting.clear()
+
+    waiting: list[_Item] = []
+    with _progress(n, progress, model) as bar, tuner:
+        for item in _prepared(imageset, model, index, tuner, int(batch_size), store is not None):
             if item.skipped is not None:
-                skipped.append((imageset.ids[item.i], item.skipped))
+                res.skip(imageset.ids[item.i], item.skipped, item.skip_kind)
             elif item.cached is not None:
-                vectors[item.i], done[item.i] = item.cached, True  # normalised below
+                res.hit(item)  # normalised below
+            elif item.digest is not None and item.digest in index:  # encoded since it was read
+                res.hit(_Item(item.i, item.digest, cached=index[item.digest]))
+            elif item.digest is not None and any(it.digest == item.digest for it in batch):
+                waiting.append(item)
             else:
                 batch.append(item)
                 if len(batch) == batch_size:
-                    flush()
+                    flush_and_resolve()
             bar.update(1)
         if batch:
-            flush()
-    keep = np.flatnonzero(done)
+            flush_and_resolve()
+    keep = np.flatnonzero(res.done)
+    if n and not len(keep):
+        raise NoImagesEmbeddedError(res.skipped, res.kinds)
     if store is not None:  # fresh and cached rows alike: fp16 values, renormalised in fp32
-        vectors[keep] = _unit(vectors[keep])
+        res.vectors[keep] = _unit(res.vectors[keep])
     return ImageEmbeddings(
         ids=[imageset.ids[i] for i in keep],
-        vectors=np.ascontiguousarray(vectors[keep]),
+        vectors=np.ascontiguousarray(res.vectors[keep]),
         model=model.info,
         labels=None if imageset.labels is None else [imageset.labels[i] for i in keep],
         paths=[imageset.paths[i] for i in keep],
-        skipped=skipped,
+        skipped=res.skipped,
+        counts=res.counts(),
     )
+
+
+_NAN_REASON = "the model returned a NaN or infinite vector for this image (broken weights?)"
 
 
 def default_workers(device: Any) -> int:
@@ -168,11 +254,70 @@ def as_imageset(images: Any) -> ImageSet:
     )
 
 
+class _CpuTuner:
+    """Owns the thread settings of one run: torch's threads and the decoders allowed to run.
+
+    On the CPU with ``num_workers=None`` it starts with torch's default threads and one
+    decoder, and after the second forward pass (the first pays one-off setup costs) applies
+    :func:`choose_plan` to the measured costs. Restores torch's threads on exit.
+    """
+
+    def __init__(self, device: Any, num_workers: int | None):
+        self.cpu = getattr(device, "type", str(device)) == "cpu"
+        self.adaptive = self.cpu and num_workers is None
+        self.cores = _cores()
+        self.pool_size = self.cores if self.adaptive else (num_workers or default_workers(device))
+        self.limiter = DecodeLimiter(1 if self.adaptive else self.pool_size)
+        self.plan: CpuPlan | None = None
+        self._decode_s: list[float] = []
+        self._forward_s: list[float] = []
+        self._before: int | None = None
+
+    def __enter__(self) -> _CpuTuner:
+        if self.cpu:
+            import torch
+
+            self._before = torch.get_num_threads()
+            if not self.adaptive:  # explicit decoders: torch gets the cores they leave
+                torch.set_num_threads(max(1, min(self._before, self.cores - self.pool_size)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._before is not None:
+            import torch
+
+            torch.set_num_threads(self._before)
+
+    def decoded(self, cpu_s: float) -> None:
+        if self.adaptive and self.plan is None:
+            self._decode_s.append(cpu_s)  # list.append is atomic: safe from the workers
+
+    def forward_done(self, n: int, wall_s: float) -> None:
+        if not self.adaptive or self.plan is not None or n < 1:
+            return
+        self._forward_s.append(wall_s / n)
+        if len(self._forward_s) < 2 or not self._decode_s:
+            return
+        import torch
+
+        decode_s = statistics.median(self._decode_s)
+        self.plan = choose_plan(decode_s, min(self._forward_s), self.cores, self._before or 1)
+        torch.set_num_threads(self.plan.torch_threads)
+        self.limiter.resize(self.plan.decoders)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 2
+
+
 def _prepared(
     imageset: ImageSet,
     model: Any,
     index: dict[bytes, np.ndarray],
-    workers: int,
+    tuner: _CpuTuner,
     batch_size: int,
     hashing: bool,
 ) -> Iterator[_Item]:
@@ -180,20 +325,22 @@ def _prepared(
     item in set order, prepared by a thread pool that stays a bounded window ahead."""
     todo = []
     for i in range(len(imageset)):
-        known = _DIGESTS.get(_stat_key(imageset.paths[i])) if hashing and index else None
+        known = _filememo.recall(imageset.paths[i]) if hashing and index else None
         if known is not None and known in index:
             yield _Item(i, known, cached=index[known])
         else:
             todo.append(i)
-    window = 2 * batch_size + workers
-    with ThreadPoolExecutor(workers, thread_name_prefix="clipviz-decode") as pool:
+    window = 2 * batch_size + tuner.pool_size
+    size = getattr(model, "image_size", None)
+    min_side = max(size) if isinstance(size, tuple) and size else None
+    with ThreadPoolExecutor(tuner.pool_size, thread_name_prefix="clipviz-decode") as pool:
         pending: deque[Future[_Item]] = deque()
         nxt = 0
         try:
             while nxt < len(todo) or pending:
                 while nxt < len(todo) and len(pending) < window:
-                    job = (imageset, todo[nxt], model.preprocess, index, hashing)
-                    pending.append(pool.submit(_prepare, *job))
+                    job = (imageset, todo[nxt], model.preprocess, index, hashing, min_side)
+                    pending.append(pool.submit(_prepare_limited, tuner, *job))
                     nxt += 1
                 yield pending.popleft().result()
         finally:  # Ctrl-C or an error: drop queued work instead of finishing it
@@ -201,60 +348,64 @@ def _prepared(
                 f.cancel()
 
 
+def _prepare_limited(tuner: _CpuTuner, *job: Any) -> _Item:
+    with tuner.limiter:
+        t = time.thread_time()
+        item = _prepare(*job)
+        if item.pixels is not None:
+            tuner.decoded(time.thread_time() - t)
+        return item
+
+
 def _prepare(
-    imageset: ImageSet, i: int, preprocess: Any, index: dict[bytes, np.ndarray], hashing: bool
+    imageset: ImageSet,
+    i: int,
+    preprocess: Any,
+    index: dict[bytes, np.ndarray],
+    hashing: bool,
+    min_side: int | None,
 ) -> _Item:
     """Read item i once; on a cache hit stop there, otherwise decode and preprocess it."""
     try:
-        stat_key = _stat_key(imageset.paths[i]) if hashing else None
+        stat_key = _filememo.stat_key(imageset.paths[i]) if hashing else None
         raw = imageset.read_raw(i)
         digest = bytes.fromhex(hash_raw(raw)) if hashing else None  # no cache: no hashing
-        if stat_key is not None and time.time() - stat_key[-1] / 1e9 > _RACY_S:
-            _DIGESTS[stat_key] = digest
+        if stat_key is not None and digest is not None:
+            _filememo.remember(stat_key, digest)
         if digest is not None and digest in index:
             return _Item(i, digest, cached=index[digest])
-        return _Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw)))
+        return _Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw, min_side)))
     except ImageSkipped as err:
-        return _Item(i, skipped=err.reason)
+        return _Item(i, skipped=err.reason, skip_kind=err.kind)
     except (OSError, ValueError) as err:  # preprocessing of an odd image (e.g. 0-sized)
-        return _Item(i, skipped=f"cannot preprocess {imageset.ids[i]!r}: {err}")
-
-
-# Content digests of files already hashed in this process, keyed by what os.stat says about
-# them: an edited file changes size or mtime and is hashed again. Like git's index, only files
-# whose mtime is a few seconds old are remembered, so an edit within the same clock tick
-# cannot hide behind an unchanged stat.
-_DIGESTS: dict[tuple[str, int, int, int, int], bytes] = {}
-_RACY_S = 2.0
-_MAX_DIGESTS = 1_000_000
-
-
-def _stat_key(path: str | None) -> tuple[str, int, int, int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None  # read_raw reports it properly
-    if len(_DIGESTS) > _MAX_DIGESTS:
-        _DIGESTS.clear()
-    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        reason = f"cannot preprocess {imageset.ids[i]!r}: {err}"
+        return _Item(i, skipped=reason, skip_kind="cannot preprocess")
+    except MemoryError:
+        reason = f"out of memory decoding or preprocessing {imageset.ids[i]!r}"
+        return _Item(i, skipped=reason, skip_kind="out of memory")
 
 
 def _encode_batch(
     model: Any, batch: list[_Item], store: EmbeddingCache | None, index: dict[bytes, np.ndarray]
-) -> np.ndarray:
+) -> tuple[list[_Item], np.ndarray, list[_Item]]:
+    """Encode a batch; returns the items kept, their vectors, and items whose vector is bad
+    (NaN, inf or zero: never cached, never returned)."""
     import torch
 
-    out = model.encode_images(torch.stack([it.pixels for it in batch]))
+    out = np.asarray(model.encode_images(torch.stack([it.pixels for it in batch])))
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.isfinite(out).all(axis=1) & (np.abs(out).sum(axis=1) > 0)
+    kept = [it for it, good in zip(batch, ok, strict=True) if good]
+    bad = [it for it, good in zip(batch, ok, strict=True) if not good]
+    out = out[ok]
     if store is None:
-        return out
+        return kept, out, bad
     half = out.astype(np.float16)
-    digests = [it.digest for it in batch]
+    digests = [it.digest for it in kept]
     store.write(digests, half)
     for d, v in zip(digests, half, strict=True):
         index[d] = v  # duplicates later in this run are hits
-    return half
+    return kept, half, bad
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ from typing import Any
 
 from PIL import Image
 
-from clipviz.engine._decode import ImageSkipped, decode_bytes, read_bytes, to_rgb
+from clipviz.engine._decode import ImageSkipped, check_shape, decode_bytes, read_bytes, to_rgb
 
-__all__ = ["ImageSet", "ImageSkipped", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageSet", "ImageSkipped", "IMAGE_EXTENSIONS", "display_name"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
@@ -53,13 +53,14 @@ class ImageSet:
     ):
         if len(ids) != len(sources):
             raise ValueError(f"got {len(ids)} ids for {len(sources)} images; give one id per image")
+        ids = [display_name(str(i)) for i in ids]
         _check_unique(ids)
         if labels is not None and len(labels) != len(sources):
             raise ValueError(
                 f"got {len(labels)} labels for {len(sources)} images; give one label per image"
             )
         self._sources = list(sources)
-        self.ids: list[str] = [str(i) for i in ids]
+        self.ids: list[str] = ids
         self.labels: list[str] | None = None if labels is None else [_label(x) for x in labels]
         self.paths: list[str | None] = [s if isinstance(s, str) else None for s in self._sources]
         if metadata is not None and len(metadata) != len(sources):
@@ -97,7 +98,7 @@ class ImageSet:
         has_labels = any(lab is not None for lab in labels)
         return cls(
             [str(root / r) for r in rels],
-            [r.as_posix() for r in rels],
+            _dedupe([display_name(r.as_posix()) for r in rels]),
             labels if has_labels else None,
         )
 
@@ -155,7 +156,8 @@ class ImageSet:
             )
         use_label = label is not None and label in df.columns
         labels = df[label].tolist() if use_label else None
-        paths = [os.fspath(p) for p in df[path].tolist()]
+        cells = zip(df.index, df[path].tolist(), strict=True)
+        paths = [_table_path(value, row, path) for row, value in cells]
         ids = [str(x) for x in df[id].tolist()] if id is not None else _relative_ids(paths)
         return cls(paths, ids, labels)
 
@@ -193,11 +195,19 @@ class ImageSet:
         src = self._sources[i]
         return read_bytes(src) if isinstance(src, str) else src
 
-    def decode_raw(self, i: int, raw: bytes | Image.Image) -> Image.Image:
-        """Upright RGB image from what :meth:`read_raw` returned (raises ImageSkipped)."""
+    def decode_raw(
+        self, i: int, raw: bytes | Image.Image, min_side: int | None = None
+    ) -> Image.Image:
+        """Upright RGB image from what :meth:`read_raw` returned (raises ImageSkipped).
+
+        ``min_side``: the image will be scaled so its shorter side is this long; a JPEG may be
+        decoded at a reduced scale that still keeps at least that many pixels.
+        """
         if isinstance(raw, bytes):
-            return decode_bytes(raw, str(self._sources[i]))
-        return to_rgb(raw, f"image {self.ids[i]!r}")
+            return decode_bytes(raw, display_name(self._sources[i]), min_side)
+        name = f"image {self.ids[i]!r}"
+        check_shape(raw, name)
+        return to_rgb(raw, name)
 
     def subset(self, indices: Iterable[int]) -> ImageSet:
         """A new ImageSet with the items at ``indices`` (ids and labels kept)."""
@@ -249,7 +259,42 @@ def _relative_ids(paths: list[str]) -> list[str]:
         ids = [Path(os.path.relpath(os.path.abspath(p), common)).as_posix() for p in paths]
     except ValueError:  # different drives on Windows
         ids = list(paths)
-    return _dedupe(ids)
+    return _dedupe([display_name(i) for i in ids])
+
+
+def display_name(text: str) -> str:
+    """``text`` as valid UTF-8 for display and tables: a file name with bytes that are not
+    UTF-8 (kept by Python as lone surrogates) gets U+FFFD in their place. The file's real path
+    is kept unchanged for reading it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "replace")
+        return raw.decode("utf-8", "replace")
+
+
+def _table_path(value: Any, row: Any, column: str) -> str:
+    """One path cell of a DataFrame, or an error naming its row."""
+    if value is None or (isinstance(value, float) and value != value):
+        raise ValueError(
+            f"ImageSet.from_dataframe: row {row!r} has no path in column {column!r} (got "
+            f"{value!r}); drop or fill that row"
+        )
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"ImageSet.from_dataframe: row {row!r} of column {column!r} is a "
+            f"{type(value).__name__} ({value!r}), not a file path"
+        )
+    text = os.fsdecode(value)
+    if not text.strip():
+        raise ValueError(
+            f"ImageSet.from_dataframe: row {row!r} has an empty path in column {column!r}"
+        )
+    return text
 
 
 def _dedupe(ids: list[str]) -> list[str]:
@@ -272,4 +317,4 @@ def _check_unique(ids: Sequence[Any]) -> None:
 def _label(x: Any) -> str | None:
     if x is None or (isinstance(x, float) and x != x):  # None or NaN: no label
         return None
-    return str(x)
+    return display_name(str(x))
