@@ -37,7 +37,10 @@ def make_views(
     wb.thumbnails = _thumbnails(wb, thumb_size)
     grid = PredictionGrid()
     grid.set_images(wb.ids, wb.thumbnails, mime="image/webp")
+    from clipviz.compute.templates import get_templates, list_template_sets
+
     panel = PromptPanel(
+        template_counts={name: len(get_templates(name)) for name in list_template_sets()},
         prompts=classnames,
         prompts_b=prompts_b,
         templates=templates if isinstance(templates, str) else list(templates),
