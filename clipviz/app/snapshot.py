@@ -295,18 +295,18 @@ def _grid_html(
     n = len(predictions.ids)
     shown = min(n, max_images)
     names = list(predictions.classnames)
-    correct = predictions.correct
+    correct, judged = _judged(predictions)
     cells = []
     for i in range(shown):
         thumb = thumbnails[i] if thumbnails is not None else None
-        ok = None if correct is None else bool(correct[i])
+        ok = None if correct is None or not judged[i] else bool(correct[i])
         label = predictions.labels[i] if predictions.labels is not None else None
         topk = zip(predictions.topk_indices[i], predictions.topk_probs[i], strict=True)
         cells.append(_cell(predictions.ids[i], thumb, mime, names, topk, label, ok))
     note = f" (first {shown} of {n})" if shown < n else ""
     toggle = ""
     if correct is not None:
-        wrong = int((~correct[:shown]).sum())
+        wrong = int((~correct[:shown] & judged[:shown]).sum())
         toggle = (
             f'<input type="checkbox" id="cv-mistakes"><label for="cv-mistakes"> '
             f"mistakes only ({wrong} of {shown})</label>"
@@ -315,6 +315,17 @@ def _grid_html(
         f"<h2>Predictions{note}</h2><div class='clipviz-grid-wrap'>{toggle}"
         f"<div class='clipviz-grid'>{''.join(cells)}</div></div>"
     )
+
+
+def _judged(predictions: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Correct per image, and whether it can be judged at all: as in the live grid, an image
+    whose true label no prompt names is neither right nor wrong."""
+    correct = predictions.correct
+    if correct is None or predictions.labels is None:
+        return None, None
+    names = set(predictions.classnames)
+    judged = np.fromiter((label in names for label in predictions.labels), bool, len(correct))
+    return np.asarray(correct, dtype=bool), judged
 
 
 def _cell(
@@ -337,8 +348,8 @@ def _cell(
     )
     truth = ""
     if label is not None:
-        mark = "&#10003;" if ok else "&#10007;"
-        truth = f'<div class="clipviz-cell-true">{mark} true: {escape(label)}</div>'
+        mark = "" if ok is None else ("&#10003; " if ok else "&#10007; ")
+        truth = f'<div class="clipviz-cell-true">{mark}true: {escape(label)}</div>'
     return (
         f'<div class="clipviz-cell{state}" data-id="{escape(image_id)}">{img}'
         f'<div class="clipviz-cell-id" title="{escape(image_id)}">{escape(image_id)}</div>'
