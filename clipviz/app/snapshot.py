@@ -66,12 +66,14 @@ def save_html(
     pathlib.Path
         The file written.
     """
-    parts = collect(workbench, thumb_size=thumb_size)
+    parts = collect(workbench, thumb_size=thumb_size, max_images=max_images)
     text = render_html(**parts, title=title, max_images=max_images)
     return _write_atomic(Path(path), text)
 
 
-def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
+def collect(
+    workbench: Any, *, thumb_size: int = 96, max_images: int = DEFAULT_MAX_IMAGES
+) -> dict[str, Any]:
     """Gather what a snapshot shows from a workbench through its public handles.
 
     Uses ``predictions``, ``metrics`` (and ``metrics_b``), ``prompts``, ``thumbnails`` (or the
@@ -83,7 +85,8 @@ def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
             "save_html: this workbench has no predictions yet (no prompts?); "
             "set workbench.prompts = ['class a', 'class b'] first"
         )
-    thumbnails, mime = _workbench_thumbnails(workbench, predictions.ids, thumb_size)
+    shown = list(predictions.ids)[: max(0, int(max_images))]
+    thumbnails, mime = _workbench_thumbnails(workbench, shown, thumb_size)
     figures = {}
     for name in ("map", "heatmap", "metrics"):
         view = _view(workbench, name)
@@ -174,19 +177,20 @@ def _view(workbench: Any, name: str) -> Any:
 def _workbench_thumbnails(
     workbench: Any, ids: Sequence[str], size: int
 ) -> tuple[list[bytes | None] | None, str]:
-    from clipviz.engine.thumbnails import thumbnail_mime
+    """Thumbnails of ``ids`` only (the cells shown), from the workbench's lazy store."""
+    from clipviz.engine.thumbnails import ThumbnailStore, thumbnail_mime
 
-    thumbs = getattr(workbench, "thumbnails", None)  # made once by the workbench for its grid
-    own_ids = getattr(workbench, "ids", None)
-    if thumbs is None or own_ids is None or len(thumbs) != len(own_ids):
+    store = getattr(workbench, "thumbnails", None)  # the grid's store: made once, disk-cached
+    own_ids = list(getattr(workbench, "ids", None) or [])
+    if store is None or len(store) != len(own_ids):
         images = getattr(workbench, "images", None)
         if images is None or not hasattr(images, "load"):
             return None, "image/webp"
-        from clipviz.engine.thumbnails import make_thumbnails
-
-        thumbs, own_ids = make_thumbnails(images, size), images.ids
-    by_id = dict(zip(own_ids, thumbs, strict=True))
-    return [by_id.get(i) for i in ids], thumbnail_mime("webp")
+        store, own_ids = ThumbnailStore(images, size=size, cache=False), list(images.ids)
+    index = {i: n for n, i in enumerate(own_ids)}
+    wanted = [index[i] for i in ids if i in index]
+    made = dict(zip(wanted, store.page(wanted), strict=True))
+    return [made.get(index.get(i, -1)) for i in ids], thumbnail_mime("webp")
 
 
 def _metrics(predictions: Any) -> Any:

@@ -81,6 +81,7 @@ class Workbench(t.HasTraits):
             )
         self.model = model
         self.k = int(k)
+        self._cache = cache  # embeddings, projections and thumbnails
         self._texts = TextCache(model)
         self.images, self.embeddings = inputs.resolve_images(
             images, embeddings, model, batch_size=batch_size, cache=cache
@@ -188,6 +189,11 @@ class Workbench(t.HasTraits):
         from clipviz.app.snapshot import save_html
 
         return save_html(self, path, **options)
+
+    def thumbnail(self, index: int) -> bytes | None:
+        """The encoded thumbnail (WebP bytes) of image ``index`` (made on first use), or None
+        without images. For a view's hover: one image, not the whole set."""
+        return None if self.thumbnails is None else self.thumbnails.thumbnail(index)
 
     def wait_for_projection(self, timeout: float | None = None) -> bool:
         """Block until a background UMAP fit is shown; True when none is pending."""
