@@ -16,9 +16,8 @@ RENDER_TIMEOUT_MS = 150_000  # kernel start, model load, 24 images embedded, on 
 STEP_TIMEOUT_MS = 45_000  # one browser -> kernel -> browser round trip with a recomputation
 
 GRID = ".clipviz-workbench .clipviz-cell"
-PLOTS = ".clipviz-workbench .clipviz-plots"
-MAP = f"{PLOTS} > :nth-child(1) .js-plotly-plot"
-HEATMAP = f"{PLOTS} > :nth-child(2) .js-plotly-plot"
+MAP = ".clipviz-workbench .clipviz-pane-map .js-plotly-plot"
+HEATMAP = ".clipviz-workbench .clipviz-pane-heatmap .js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
