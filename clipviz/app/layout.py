@@ -88,6 +88,8 @@ def _selection_bar(wb: Any) -> list[Any]:
         ids = list(wb.selection)
         label.value = f"<span>{escape(selection_text(ids))}</span>"
         clear.disabled = not ids
+        if getattr(wb, "_snapshot", None) is not None:
+            wb._snapshot.refresh(wb)
 
     def on_clear(_button: Any) -> None:
         wb.selection = []

@@ -116,6 +116,7 @@ class Workbench(t.HasTraits):
         self._widget: Any = None
         self._output = ipywidgets.Output().add_class("clipviz-output")
         self._status: Any = None
+        self._snapshot: Any = None  # the static output shown with the widget (snapshot.py)
         self.status = ""
         self._projector = Projector(
             projection, self._on_projection_ready, self._report, cache=cache
@@ -244,6 +245,8 @@ class Workbench(t.HasTraits):
         self.status = text
         if self._status is not None:
             self._status.value = f"<span class='clipviz-status-text'>{escape(text)}</span>"
+        if self._snapshot is not None:
+            self.guarded(self._snapshot.refresh)(self)
 
     # ------------------------------------------------------------- projection
     def _on_projection_ready(self, proj: Any) -> None:
@@ -278,6 +281,17 @@ class Workbench(t.HasTraits):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        # The live widget, then its static snapshot (kept at the last state) for pages without
+        # a kernel: GitHub, nbviewer, nbconvert, a reopened notebook.
+        from IPython.display import display
+
+        from clipviz.app.snapshot import NotebookSnapshot
+
+        display(self.widget)
+        self._snapshot = NotebookSnapshot()
+        self._snapshot.show(self)
 
     def __repr__(self) -> str:
         return (
