@@ -65,6 +65,14 @@ def server(tmp_path, request):
 def _run_all(page) -> None:
     page.locator(".jp-Notebook").first.wait_for(state="visible", timeout=90_000)
     page.wait_for_timeout(2000)  # the kernel connects
+    select = page.locator(".jp-Dialog button", has_text="Select")
+    if select.count():  # "Select Kernel" on first open
+        select.first.click()
+        page.wait_for_timeout(1000)
+    if page.locator("#jp-left-stack").count() and page.locator("#jp-left-stack").is_visible():
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+b")  # hide the file browser, as at 1500 px people do
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
 
