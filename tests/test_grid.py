@@ -54,19 +54,81 @@ def test_widget_state_holds_one_page_with_topk_and_correctness(grid):
     assert state["has_labels"] is True
 
 
-def test_thumbnails_travel_as_one_binary_buffer(grid, shapes_set):
+def _replies(grid, indices):
+    """Send a thumbnail request as the page does; return what the widget sends back."""
+    sent = []
+    w = grid.widget
+    w.send = lambda message, buffers=None: sent.append((message, buffers))
+    w._handle_custom_msg({"type": "thumbs", "indices": list(indices)}, [])
+    return sent
+
+
+def test_widget_state_carries_no_thumbnail_bytes(grid):
     state = grid.widget.get_state()
     _, paths, buffers = _remove_buffers(state)
-    assert ["thumbs"] in paths and ["thumb_offsets"] in paths
+    assert buffers == []  # thumbnails travel only when the page asks for them
     assert "items" not in [p[0] for p in paths]  # labels/probs are small JSON, not buffers
-    offsets = np.frombuffer(state["thumb_offsets"], dtype="<u4")
+
+
+def test_the_page_gets_exactly_the_thumbnails_it_asks_for(grid, shapes_set):
     thumbs = make_thumbnails(shapes_set, 32)
-    assert len(offsets) == len(thumbs) + 1
-    assert state["thumbs"][offsets[5] : offsets[6]] == thumbs[5]
-    # A page change sends items only: the thumbnail buffer is the same object.
-    before = grid.widget.thumbs
-    grid.page = 2
-    assert grid.widget.thumbs is before
+    asked = [it["i"] for it in grid.page_items()]
+    ((message, buffers),) = _replies(grid, asked)
+    assert message["type"] == "thumbs" and message["indices"] == asked
+    data = bytes(buffers[0])
+    off = message["offsets"]
+    assert [data[off[k] : off[k + 1]] for k in range(len(asked))] == [thumbs[i] for i in asked]
+    assert _replies(grid, [10_000, -1]) == []  # out of range: nothing, no error
+
+
+def test_replies_stay_under_the_message_limit_without_uint32_offsets():
+    from clipviz.views import grid as grid_module
+
+    big = b"x" * 3_000_000  # 3 MB each: 2,000 of them would pass 4 GiB
+    g = PredictionGrid(page_size=4)
+    g.set_images([f"im{i}" for i in range(2000)], lambda idx: [big] * len(idx))
+    sent = _replies(g, range(4))
+    assert len(sent) == 4  # one 3 MB thumbnail per message: two would pass MAX_MESSAGE_BYTES
+    for message, buffers in sent:
+        assert len(bytes(buffers[0])) <= grid_module.MAX_MESSAGE_BYTES < 10_000_000
+        assert message["offsets"] == [0, 3_000_000]
+
+
+def test_thumbnail_store_makes_only_what_is_asked_and_reopens_from_disk(tmp_path):
+    from clipviz.datasets import shapes
+    from clipviz.engine.thumbnails import ThumbnailStore
+
+    images = shapes(40, seed=5).to_imageset("shape")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(len(images)):
+        images.load(i).save(folder / f"{i:03d}.png")
+    files = ImageSet.from_folder(folder)
+    store = ThumbnailStore(files, size=32, cache=tmp_path / "cache")
+    assert store.made == 0  # nothing decoded at start
+    page = store.page(range(8))
+    assert store.made == 8 and page == make_thumbnails(files, 32)[:8]
+    cached = sorted((tmp_path / "cache" / "thumbnails").rglob("*.webp"))
+    assert len(cached) == 8 and all(p.read_bytes()[8:12] == b"WEBP" for p in cached)
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))  # atomic: no temp files left
+    reopened = ThumbnailStore(ImageSet.from_folder(folder), size=32, cache=tmp_path / "cache")
+    assert reopened.page(range(8)) == page and reopened.made == 0  # read, not decoded
+    assert reopened.thumbnail(9) == make_thumbnails(files, 32)[9] and reopened.made == 1
+    with pytest.raises(IndexError, match="out of range for 40 images"):
+        store.thumbnail(40)
+
+
+def test_workbench_thumbnails_are_lazy(shapes_model):
+    import clipviz
+
+    data = clipviz.datasets.shapes(30, seed=4)
+    images = clipviz.ImageSet.from_pil(data.images, labels=list(data.labels["shape"]))
+    wb = clipviz.Workbench(images, model=shapes_model, projection="pca", cache=False)
+    store = wb.thumbnails
+    made_at_start = store.made
+    assert made_at_start == 0  # nothing decoded for the grid until a page asks
+    assert wb.thumbnail(3) == make_thumbnails(images, 96)[3]
+    assert store.made == 1
 
 
 def test_paging_follows_order_and_clamps(grid):

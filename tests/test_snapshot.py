@@ -88,3 +88,26 @@ def test_clear_errors(hostile_workbench, tmp_path):
 
 def test_hostile_name_used(hostile_workbench):
     assert HOSTILE_NAME in hostile_workbench.ids
+
+
+def test_labels_no_prompt_names_are_unjudged_as_in_the_live_grid(hostile_workbench):
+    from clipviz.compute import zero_shot
+    from clipviz.views.grid import PredictionGrid
+
+    wb = hostile_workbench
+    named = ["circle", "square"]  # the other shapes' labels are named by no prompt
+    pred = zero_shot(wb.embeddings, wb._texts.prompts(named, "single"), k=2)
+    grid = PredictionGrid(page_size=len(wb.ids))
+    grid.set_images(wb.ids)
+    grid.set_predictions(pred.classnames, pred.topk_indices, pred.topk_probs, labels=wb.labels)
+    live = {item["id"]: item["correct"] for item in grid.page_items()}
+    text = render_html(pred, max_images=len(wb.ids))
+    cells = re.findall(r'<div class="clipviz-cell( clipviz-\w+)?" data-id="([^"]+)"', text)
+    import html
+
+    static = {
+        html.unescape(i): {"": None, " clipviz-correct": True, " clipviz-wrong": False}[c]
+        for c, i in cells
+    }
+    assert None in live.values()  # the case exists in this data
+    assert static == live

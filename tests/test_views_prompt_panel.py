@@ -114,3 +114,41 @@ def test_only_the_custom_area_hides_with_named_template_sets():
     assert c["prompts"].layout.display is None and c["prompts_b"].layout.display is None
     c["template_set"].value = "custom"
     assert c["custom"].layout.display is None
+
+
+def test_template_menu_counts_come_from_the_caller_not_a_stale_constant():
+    from clipviz.compute.templates import get_templates
+    from clipviz.views.prompt_panel import template_menu
+
+    counts = {"simple": len(get_templates("simple")), "openai_imagenet": 80}
+    menu = dict((v, text) for text, v in template_menu(counts))
+    assert menu["simple"] == f"simple ({len(get_templates('simple'))} templates)"
+    assert "18" not in menu["simple"]  # the old hard-coded label said 18 for 7
+    panel = PromptPanel(prompts=["a"], template_counts=counts)
+    options = dict(
+        (v, text) for text, v in panel.widget and panel._controls["template_set"].options
+    )
+    assert options["simple"] == menu["simple"]
+
+
+def test_choosing_custom_before_typing_shows_no_error():
+    panel = PromptPanel(prompts=["circle"])
+    c = panel.widget and panel._controls
+    seen = _revisions(panel)
+    c["template_set"].value = "custom"
+    assert "needs exactly one" not in c["message"].value
+    assert c["custom"].layout.display != "none"
+    assert seen == []  # nothing committed until templates are typed
+    c["custom"].value = "a drawing of a thing"
+    assert "needs exactly one {}" in c["message"].value
+    assert "a drawing of a thing" in c["message"].value
+    c["custom"].value = "a drawing of a {}."
+    assert c["message"].value == ""
+    assert panel.templates == ["a drawing of a {}."] and seen == [1]
+
+
+def test_template_menu_fits_its_column():
+    panel = PromptPanel(prompts=["a"])
+    menu = panel.widget and panel._controls["template_set"]
+    assert menu.description == ""  # a description label pushed the menu past the column
+    assert menu.layout.width == "100%"

@@ -63,13 +63,16 @@ def resolve_labels(
     )
 
 
-def thumbnails_for(images: Any, ids: Sequence[str], size: int) -> list[bytes] | None:
-    """One thumbnail per embedded image id (cached on the ImageSet), or None without images."""
+def thumbnails_for(images: Any, ids: Sequence[str], size: int, *, cache: bool | str = True) -> Any:
+    """A lazy ``ThumbnailStore`` in the order of the embedded ``ids``, or None without images.
+
+    Nothing is decoded here: the views ask for a page (``store.page(indices)``) or one image
+    (``store.thumbnail(index)``), and made thumbnails go to the disk cache under ``cache``.
+    """
     if images is None:
         return None
-    from clipviz.engine.thumbnails import make_thumbnails
+    from clipviz.engine.thumbnails import ThumbnailStore
 
-    thumbs = make_thumbnails(images, size)
     index = {i: n for n, i in enumerate(images.ids)}
     missing = [i for i in ids if i not in index]
     if missing:
@@ -77,7 +80,9 @@ def thumbnails_for(images: Any, ids: Sequence[str], size: int) -> list[bytes] | 
             f"{len(missing)} embedded image ids are not in the image set, e.g. {missing[:3]}; "
             "pass the ImageSet the embeddings were made from"
         )
-    return [thumbs[index[i]] for i in ids]
+    order = [index[i] for i in ids]
+    same = len(order) == len(images) and all(n == i for n, i in enumerate(order))
+    return ThumbnailStore(images, order=None if same else order, size=size, cache=cache)
 
 
 def _by_id(values: list[str], set_ids: list[str], ids: Sequence[str]) -> list[str]:

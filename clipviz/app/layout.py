@@ -1,18 +1,39 @@
-"""The Workbench's widget tree: prompts and search on the left, the views on the right.
+"""The Workbench's widget tree: one screen of linked panes under a status bar.
 
-Everything stays visible at once (no tabs: plotly figures in hidden tabs size themselves
-wrongly), under stable class names a browser test can find.
+Prompts (and search, and the metrics one click away in an accordion) on the left, the map and
+the heatmap in the middle, a grid page on the right: at 1500x1000 all of them show at once, so a
+prompt edit or a selection is seen landing in every view. The stylesheet (``layout.css``, shipped
+with the package) is a CSS grid that restacks for narrower outputs and takes its colours from
+JupyterLab's theme variables. The status bar shows the selection count and what is selected,
+with a clear button, and stays on top while the panes scroll.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
-_CSS = """
-<style>
-.clipviz-workbench .clipviz-status { font: 12px system-ui, sans-serif; color: #444; }
-</style>
-"""
+from clipviz.views._html import escape
+
+#: Plot heights that fit two plots in one column of an ~850 px high output area.
+MAP_HEIGHT = 400
+HEATMAP_HEIGHT = 380
+#: Selected ids named in the status bar (the rest are counted).
+NAMED_IN_STATUS = 3
+
+
+def stylesheet() -> str:
+    """The workbench stylesheet (``clipviz/app/layout.css``)."""
+    return resources.files("clipviz.app").joinpath("layout.css").read_text(encoding="utf-8")
+
+
+def selection_text(ids: list[str]) -> str:
+    """Plain text for the status bar: how many images are selected and the first few ids."""
+    if not ids:
+        return "nothing selected (click a cell, lasso in the map or click the heatmap)"
+    named = ", ".join(ids[:NAMED_IN_STATUS])
+    more = f" and {len(ids) - NAMED_IN_STATUS} more" if len(ids) > NAMED_IN_STATUS else ""
+    return f"{len(ids)} selected: {named}{more}"
 
 
 def build(wb: Any) -> Any:
@@ -20,27 +41,60 @@ def build(wb: Any) -> Any:
     import ipywidgets as w
 
     views = wb.views
+    for name, height in (("map", MAP_HEIGHT), ("heatmap", HEATMAP_HEIGHT)):
+        if isinstance(getattr(views[name], "height", None), int):  # read when the plot is built
+            views[name].height = height
     status = w.HTML().add_class("clipviz-status")
     wb._status = status
-    left = w.VBox(
-        [views["prompts"].widget],
-        layout=w.Layout(width="28%", min_width="220px", padding="0 8px 0 0"),
-    ).add_class("clipviz-left")
-    # Stacked, each the full width of the column: side by side they were too narrow to read
-    # (cut row labels, hover panels over the plot) at common notebook widths.
-    plots = [
-        views["map"].widget.add_class("clipviz-map"),
-        views["heatmap"].widget.add_class("clipviz-heatmap"),
-    ]
-    right_children = [
-        views["search"].widget,
-        views["grid"].widget,
-        w.VBox(plots, layout=w.Layout(width="100%")).add_class("clipviz-plots"),
-    ]
+    bar = w.HBox([status, *_selection_bar(wb)]).add_class("clipviz-statusbar")
+    left = [views["prompts"].widget, views["search"].widget]
     if "metrics" in views:
-        right_children.append(views["metrics"].widget.add_class("clipviz-metrics"))
-    right = w.VBox(right_children, layout=w.Layout(width="72%")).add_class("clipviz-right")
+        metrics = w.Accordion([views["metrics"].widget.add_class("clipviz-metrics")])
+        metrics.set_title(0, "metrics (accuracy, per class, confusion)")
+        metrics.selected_index = None  # one click away, not in the way
+        left.append(metrics.add_class("clipviz-metrics-accordion"))
+    panes = [
+        _pane(w.VBox(left), "prompts"),
+        _pane(views["map"].widget.add_class("clipviz-map"), "map"),
+        _pane(views["heatmap"].widget.add_class("clipviz-heatmap"), "heatmap"),
+        _pane(views["grid"].widget, "grid"),
+    ]
+    dashboard = w.Box(panes, layout=w.Layout(display="grid")).add_class("clipviz-dashboard")
     return w.VBox(
-        [w.HTML(_CSS), w.HBox([left, right]), status, wb.output],
+        [w.HTML(f"<style>{stylesheet()}</style>"), bar, dashboard, wb.output],
         layout=w.Layout(width="100%"),
     ).add_class("clipviz-workbench")
+
+
+def _pane(widget: Any, name: str) -> Any:
+    import ipywidgets as w
+
+    return (
+        w.Box([widget], layout=w.Layout(display="block"))
+        .add_class("clipviz-pane")
+        .add_class(f"clipviz-pane-{name}")
+    )
+
+
+def _selection_bar(wb: Any) -> list[Any]:
+    import ipywidgets as w
+
+    label = w.HTML().add_class("clipviz-selection")
+    clear = w.Button(description="clear", tooltip="clear the selection", disabled=True)
+    clear.layout.width = "70px"
+    clear.add_class("clipviz-selection-clear")
+
+    def show(change: Any = None) -> None:
+        ids = list(wb.selection)
+        label.value = f"<span>{escape(selection_text(ids))}</span>"
+        clear.disabled = not ids
+        if getattr(wb, "_snapshot", None) is not None:
+            wb._snapshot.refresh(wb)
+
+    def on_clear(_button: Any) -> None:
+        wb.selection = []
+
+    wb.observe(show, names="selection")
+    clear.on_click(wb.guarded(on_clear))
+    show()
+    return [label, clear]

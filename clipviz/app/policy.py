@@ -37,8 +37,12 @@ def make_views(
 
     wb.thumbnails = _thumbnails(wb, thumb_size)
     grid = PredictionGrid()
-    grid.set_images(wb.ids, wb.thumbnails, mime="image/webp")
+    store = wb.thumbnails  # lazy: the grid asks for its page, the plots for a hovered image
+    grid.set_images(wb.ids, store.page if store is not None else None, mime="image/webp")
+    from clipviz.compute.templates import get_templates, list_template_sets
+
     panel = PromptPanel(
+        template_counts={name: len(get_templates(name)) for name in list_template_sets()},
         prompts=classnames,
         prompts_b=prompts_b,
         templates=templates if isinstance(templates, str) else list(templates),
@@ -304,4 +308,4 @@ def status_text(wb: Any) -> str:
 def _thumbnails(wb: Any, size: int) -> list[bytes] | None:
     from clipviz.app.inputs import thumbnails_for
 
-    return thumbnails_for(wb.images, wb.ids, size)
+    return thumbnails_for(wb.images, wb.ids, size, cache=wb._cache)

@@ -66,12 +66,14 @@ def save_html(
     pathlib.Path
         The file written.
     """
-    parts = collect(workbench, thumb_size=thumb_size)
+    parts = collect(workbench, thumb_size=thumb_size, max_images=max_images)
     text = render_html(**parts, title=title, max_images=max_images)
     return _write_atomic(Path(path), text)
 
 
-def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
+def collect(
+    workbench: Any, *, thumb_size: int = 96, max_images: int = DEFAULT_MAX_IMAGES
+) -> dict[str, Any]:
     """Gather what a snapshot shows from a workbench through its public handles.
 
     Uses ``predictions``, ``metrics`` (and ``metrics_b``), ``prompts``, ``thumbnails`` (or the
@@ -83,7 +85,8 @@ def collect(workbench: Any, *, thumb_size: int = 96) -> dict[str, Any]:
             "save_html: this workbench has no predictions yet (no prompts?); "
             "set workbench.prompts = ['class a', 'class b'] first"
         )
-    thumbnails, mime = _workbench_thumbnails(workbench, predictions.ids, thumb_size)
+    shown = list(predictions.ids)[: max(0, int(max_images))]
+    thumbnails, mime = _workbench_thumbnails(workbench, shown, thumb_size)
     figures = {}
     for name in ("map", "heatmap", "metrics"):
         view = _view(workbench, name)
@@ -163,6 +166,66 @@ def render_html(
     return f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>{''.join(body)}</body></html>\n"
 
 
+def notebook_html(workbench: Any, *, max_images: int = 24, thumb_size: int = 64) -> str:
+    """A small static view of the workbench for a notebook output's ``text/html``.
+
+    Shown where no kernel runs the widgets (GitHub, nbviewer, ``nbconvert --to html``, a
+    reopened notebook): the status line, the selection, the metrics table and the first grid
+    cells as data-URI images; no plotly.js (3.5 MB per output). Tens of KB.
+    """
+    predictions = getattr(workbench, "predictions", None)
+    if predictions is None:
+        return "<div class='clipviz-static'><i>clipviz Workbench: no predictions yet</i></div>"
+    shown = list(predictions.ids)[:max_images]
+    thumbnails, mime = _workbench_thumbnails(workbench, shown, thumb_size)
+    status = escape(str(getattr(workbench, "status", "") or ""))
+    selected = list(getattr(workbench, "selection", []) or [])
+    chosen = escape(", ".join(selected[:5]) + (" …" if len(selected) > 5 else ""))
+    selection = f"{len(selected)} selected: {chosen}" if selected else "nothing selected"
+    metrics = getattr(workbench, "metrics", None)
+    return (
+        "<div class='clipviz-static clipviz-static-fallback'><style>"
+        f"{_grid_css()}.clipviz-static .clipviz-thumb{{max-width:{thumb_size}px}}</style>"
+        "<p><b>clipviz Workbench</b> (static snapshot of its last state; run the notebook "
+        f"for the live views)</p><p class='cv-meta'>{status}<br>{selection}</p>"
+        f"{_metrics_html(metrics, getattr(workbench, 'metrics_b', None))}"
+        f"{_grid_html(predictions, thumbnails, mime, max_images)}</div>"
+    )
+
+
+class NotebookSnapshot:
+    """The static twin of a displayed workbench: a ``text/html`` output kept at the last state.
+
+    A widget output's mime bundle is written once, at display time, and nbconvert, GitHub and
+    nbviewer show its widget view (or an error) rather than any ``text/html`` beside it. So the
+    snapshot is a second display output with a display id, rewritten with ``update_display``
+    after each update and selection: the saved notebook holds the last state. Where the live
+    widget renders, its stylesheet hides the snapshot (``.clipviz-static-fallback``).
+    """
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+        self._last = ""
+
+    def show(self, workbench: Any) -> None:
+        """Display the snapshot below the widget (call from the workbench's display hook)."""
+        from IPython.display import display
+
+        self._last = notebook_html(workbench)
+        self._handle = display(
+            {"text/html": self._last, "text/plain": repr(workbench)}, raw=True, display_id=True
+        )
+
+    def refresh(self, workbench: Any) -> None:
+        """Rewrite the displayed snapshot if the state it shows changed."""
+        if self._handle is None:
+            return
+        text = notebook_html(workbench)
+        if text != self._last:
+            self._last = text
+            self._handle.update({"text/html": text, "text/plain": repr(workbench)}, raw=True)
+
+
 # ---------------------------------------------------------------------------- collecting
 def _view(workbench: Any, name: str) -> Any:
     views = getattr(workbench, "views", None)
@@ -174,19 +237,20 @@ def _view(workbench: Any, name: str) -> Any:
 def _workbench_thumbnails(
     workbench: Any, ids: Sequence[str], size: int
 ) -> tuple[list[bytes | None] | None, str]:
-    from clipviz.engine.thumbnails import thumbnail_mime
+    """Thumbnails of ``ids`` only (the cells shown), from the workbench's lazy store."""
+    from clipviz.engine.thumbnails import ThumbnailStore, thumbnail_mime
 
-    thumbs = getattr(workbench, "thumbnails", None)  # made once by the workbench for its grid
-    own_ids = getattr(workbench, "ids", None)
-    if thumbs is None or own_ids is None or len(thumbs) != len(own_ids):
+    store = getattr(workbench, "thumbnails", None)  # the grid's store: made once, disk-cached
+    own_ids = list(getattr(workbench, "ids", None) or [])
+    if store is None or len(store) != len(own_ids):
         images = getattr(workbench, "images", None)
         if images is None or not hasattr(images, "load"):
             return None, "image/webp"
-        from clipviz.engine.thumbnails import make_thumbnails
-
-        thumbs, own_ids = make_thumbnails(images, size), images.ids
-    by_id = dict(zip(own_ids, thumbs, strict=True))
-    return [by_id.get(i) for i in ids], thumbnail_mime("webp")
+        store, own_ids = ThumbnailStore(images, size=size, cache=False), list(images.ids)
+    index = {i: n for n, i in enumerate(own_ids)}
+    wanted = [index[i] for i in ids if i in index]
+    made = dict(zip(wanted, store.page(wanted), strict=True))
+    return [made.get(index.get(i, -1)) for i in ids], thumbnail_mime("webp")
 
 
 def _metrics(predictions: Any) -> Any:
@@ -295,18 +359,18 @@ def _grid_html(
     n = len(predictions.ids)
     shown = min(n, max_images)
     names = list(predictions.classnames)
-    correct = predictions.correct
+    correct, judged = _judged(predictions)
     cells = []
     for i in range(shown):
         thumb = thumbnails[i] if thumbnails is not None else None
-        ok = None if correct is None else bool(correct[i])
+        ok = None if correct is None or not judged[i] else bool(correct[i])
         label = predictions.labels[i] if predictions.labels is not None else None
         topk = zip(predictions.topk_indices[i], predictions.topk_probs[i], strict=True)
         cells.append(_cell(predictions.ids[i], thumb, mime, names, topk, label, ok))
     note = f" (first {shown} of {n})" if shown < n else ""
     toggle = ""
     if correct is not None:
-        wrong = int((~correct[:shown]).sum())
+        wrong = int((~correct[:shown] & judged[:shown]).sum())
         toggle = (
             f'<input type="checkbox" id="cv-mistakes"><label for="cv-mistakes"> '
             f"mistakes only ({wrong} of {shown})</label>"
@@ -315,6 +379,17 @@ def _grid_html(
         f"<h2>Predictions{note}</h2><div class='clipviz-grid-wrap'>{toggle}"
         f"<div class='clipviz-grid'>{''.join(cells)}</div></div>"
     )
+
+
+def _judged(predictions: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Correct per image, and whether it can be judged at all: as in the live grid, an image
+    whose true label no prompt names is neither right nor wrong."""
+    correct = predictions.correct
+    if correct is None or predictions.labels is None:
+        return None, None
+    names = set(predictions.classnames)
+    judged = np.fromiter((label in names for label in predictions.labels), bool, len(correct))
+    return np.asarray(correct, dtype=bool), judged
 
 
 def _cell(
@@ -337,8 +412,8 @@ def _cell(
     )
     truth = ""
     if label is not None:
-        mark = "&#10003;" if ok else "&#10007;"
-        truth = f'<div class="clipviz-cell-true">{mark} true: {escape(label)}</div>'
+        mark = "" if ok is None else ("&#10003; " if ok else "&#10007; ")
+        truth = f'<div class="clipviz-cell-true">{mark}true: {escape(label)}</div>'
     return (
         f'<div class="clipviz-cell{state}" data-id="{escape(image_id)}">{img}'
         f'<div class="clipviz-cell-id" title="{escape(image_id)}">{escape(image_id)}</div>'

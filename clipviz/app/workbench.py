@@ -81,6 +81,7 @@ class Workbench(t.HasTraits):
             )
         self.model = model
         self.k = int(k)
+        self._cache = cache  # embeddings, projections and thumbnails
         self._texts = TextCache(model)
         self.images, self.embeddings = inputs.resolve_images(
             images, embeddings, model, batch_size=batch_size, cache=cache
@@ -115,6 +116,7 @@ class Workbench(t.HasTraits):
         self._widget: Any = None
         self._output = ipywidgets.Output().add_class("clipviz-output")
         self._status: Any = None
+        self._snapshot: Any = None  # the static output shown with the widget (snapshot.py)
         self.status = ""
         self._projector = Projector(
             projection, self._on_projection_ready, self._report, cache=cache
@@ -189,6 +191,11 @@ class Workbench(t.HasTraits):
 
         return save_html(self, path, **options)
 
+    def thumbnail(self, index: int) -> bytes | None:
+        """The encoded thumbnail (WebP bytes) of image ``index`` (made on first use), or None
+        without images. For a view's hover: one image, not the whole set."""
+        return None if self.thumbnails is None else self.thumbnails.thumbnail(index)
+
     def wait_for_projection(self, timeout: float | None = None) -> bool:
         """Block until a background UMAP fit is shown; True when none is pending."""
         return self._projector.wait(timeout)
@@ -238,6 +245,8 @@ class Workbench(t.HasTraits):
         self.status = text
         if self._status is not None:
             self._status.value = f"<span class='clipviz-status-text'>{escape(text)}</span>"
+        if self._snapshot is not None:
+            self.guarded(self._snapshot.refresh)(self)
 
     # ------------------------------------------------------------- projection
     def _on_projection_ready(self, proj: Any) -> None:
@@ -272,6 +281,17 @@ class Workbench(t.HasTraits):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        # The live widget, then its static snapshot (kept at the last state) for pages without
+        # a kernel: GitHub, nbviewer, nbconvert, a reopened notebook.
+        from IPython.display import display
+
+        from clipviz.app.snapshot import NotebookSnapshot
+
+        display(self.widget)
+        self._snapshot = NotebookSnapshot()
+        self._snapshot.show(self)
 
     def __repr__(self) -> str:
         return (

@@ -1,16 +1,21 @@
-"""Small image thumbnails for the views, made once per image set and packed for the wire.
+"""Small image thumbnails for the views: made lazily, a page at a time, cached on disk.
 
-Torch-free (PIL only). ``make_thumbnails`` caches its result on the ImageSet object, so a
-Workbench that rebuilds its grid, or a second Workbench on the same images, does not decode the
-images again. ``pack_thumbnails`` joins them into one binary buffer plus offsets: the grid sends
-that buffer to the browser once, as a binary widget buffer (no base64, no per-image widgets).
+Torch-free (PIL only). ``ThumbnailStore`` makes a thumbnail only when a view asks for it (the
+grid's visible page, a hovered point) and keeps it in a disk cache keyed by the image's content
+hash, like the embedding cache: reopening 50k images decodes nothing already seen, and 1M images
+decode nothing at start. ``make_thumbnails`` encodes every image at once (small sets, tests);
+``pack_thumbnails`` joins thumbnails into one buffer plus offsets.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +87,140 @@ def make_thumbnails(
     except (AttributeError, TypeError):
         pass  # a plain list or a slotted object: no cache, the caller keeps the result
     return thumbs
+
+
+class ThumbnailStore:
+    """Thumbnails of an image set made on demand, in memory (bounded) and in a disk cache.
+
+    Parameters
+    ----------
+    images : ImageSet or sequence of PIL.Image.Image
+        The images; an ImageSet's content hash keys the disk cache (plain lists: memory only).
+    order : sequence of int, optional
+        ``order[i]`` is the image-set index of view index ``i`` (e.g. the embedded images, when
+        some were skipped); default: the image set's own order.
+    size, fmt, quality :
+        As in :func:`make_thumbnails`.
+    cache : bool or path
+        The cache root (``True``: the platform cache folder, as for embeddings; ``False``: none).
+    memory_items : int
+        Thumbnails kept in memory (least recently used dropped first).
+    workers : int
+        Threads that decode and encode one page.
+
+    Notes
+    -----
+    Disk layout: ``<root>/thumbnails/v1/<size>-<fmt>-q<quality>/<hash[:2]>/<hash>.<ext>``; each
+    file is written to a temporary name and renamed (atomic), and is plain image bytes.
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        *,
+        order: Sequence[int] | None = None,
+        size: int = 96,
+        fmt: str = "webp",
+        quality: int = 80,
+        cache: bool | str | os.PathLike = True,
+        memory_items: int = 4096,
+        workers: int = 2,
+    ) -> None:
+        pil_format, self.mime = _check_fmt(fmt)
+        if not isinstance(size, int) or size < 8:
+            raise ValueError(f"size must be an int >= 8 pixels, got {size!r}")
+        self._images, self._load = images, _loader(images)
+        self._order = None if order is None else np.asarray(order, dtype=np.int64)
+        self._encode_args = (size, pil_format, quality)
+        self._ext = fmt
+        self._folder = _cache_folder(cache, f"{size}-{fmt}-q{quality}")
+        self._memory: OrderedDict[int, bytes] = OrderedDict()
+        self._memory_items = int(memory_items)
+        self._workers = int(workers)
+        self.made = 0  # thumbnails decoded and encoded here (not read from the disk cache)
+
+    def __len__(self) -> int:
+        return len(self._order) if self._order is not None else len(self._images)
+
+    def __repr__(self) -> str:
+        where = str(self._folder) if self._folder is not None else "memory only"
+        return f"<ThumbnailStore: {len(self)} images, {self._encode_args[0]} px, {where}>"
+
+    def thumbnail(self, index: int) -> bytes:
+        """The encoded thumbnail of view index ``index`` (made now if needed)."""
+        return self.page([index])[0]
+
+    def page(self, indices: Iterable[int]) -> list[bytes]:
+        """Encoded thumbnails of ``indices`` (view order), made in parallel where missing."""
+        wanted = [self._check(i) for i in indices]
+        missing = [i for i in dict.fromkeys(wanted) if i not in self._memory]
+        if missing:
+            if self._workers > 1 and len(missing) > 4:
+                with ThreadPoolExecutor(max_workers=self._workers) as pool:
+                    made = list(pool.map(self._fetch, missing))
+            else:
+                made = [self._fetch(i) for i in missing]
+            for i, data in zip(missing, made, strict=True):
+                self._remember(i, data)
+        out = [self._memory[i] for i in wanted]
+        for i in wanted:
+            self._memory.move_to_end(i)
+        return out
+
+    def _check(self, index: int) -> int:
+        i = int(index)
+        if not 0 <= i < len(self):
+            raise IndexError(f"thumbnail index {index} out of range for {len(self)} images")
+        return i
+
+    def _remember(self, i: int, data: bytes) -> None:
+        self._memory[i] = data
+        while len(self._memory) > self._memory_items:
+            self._memory.popitem(last=False)
+
+    def _fetch(self, i: int) -> bytes:
+        j = int(self._order[i]) if self._order is not None else i
+        images = self._images
+        if self._folder is None or not hasattr(images, "read_raw"):
+            self.made += 1
+            return _encode(lambda: self._load(j), *self._encode_args)
+        try:
+            raw = images.read_raw(j)
+        except _unreadable_errors():
+            return _encode(lambda: self._load(j), *self._encode_args)  # the placeholder tile
+        from clipviz.engine.imageset import hash_raw
+
+        digest = hash_raw(raw)
+        path = self._folder / digest[:2] / f"{digest}.{self._ext}"
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass  # not cached yet
+        self.made += 1
+        data = _encode(lambda: images.decode_raw(j, raw), *self._encode_args)
+        _write_atomic(path, data)
+        return data
+
+
+def _cache_folder(cache: bool | str | os.PathLike, variant: str) -> Path | None:
+    from clipviz.engine.cache import resolve_cache_dir
+
+    root = resolve_cache_dir(cache)
+    return None if root is None else root / "thumbnails" / "v1" / variant
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    except OSError:
+        return  # a read-only cache folder: serve from memory only
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def pack_thumbnails(thumbs: Sequence[bytes]) -> tuple[bytes, np.ndarray]:

@@ -7,12 +7,18 @@ prompts come from users and files, so they are escaped first; a file called
 
 from __future__ import annotations
 
-import functools
 import html
 from collections.abc import Iterable
 
-#: ``escape(text) -> str``: html.escape with quotes escaped too (safe inside attributes).
-escape = functools.partial(html.escape, quote=True)
+
+def escape(text: object) -> str:
+    """Escape ``text`` once for HTML, in text and in attributes, and for plotly's text.
+
+    Quotes become numeric references (``&#34;``, ``&#x27;``), not ``&quot;``: plotly.js decodes
+    only ``&amp; &lt; &gt;``, a few named entities and numeric ones, so ``&quot;`` showed up
+    literally in every plot label. Browsers read both forms the same.
+    """
+    return html.escape(str(text), quote=True).replace("&quot;", "&#34;")
 
 
 def escape_all(texts: Iterable[object]) -> list[str]:

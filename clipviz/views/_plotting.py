@@ -132,10 +132,31 @@ class HoverPanel:
         self.caption.value = "<br>".join(escape(line) for line in lines)
 
 
-def check_thumbnails(thumbnails: Sequence[bytes] | None, n: int) -> list[bytes] | None:
-    """Check one encoded thumbnail (bytes) per image, or None."""
+class LazyThumbnails:
+    """Index -> thumbnail bytes, asked of a store (``thumbnail(index)``) only when shown."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getitem__(self, index: int) -> bytes:
+        return self._store.thumbnail(int(index))
+
+
+def check_thumbnails(thumbnails: Any, n: int) -> Sequence[bytes] | None:
+    """Check one encoded thumbnail (bytes) per image, or None.
+
+    A store with ``thumbnail(index) -> bytes`` (``clipviz.engine.thumbnails.ThumbnailStore``) is kept
+    lazy: hovering one point makes one thumbnail, and nothing is decoded up front.
+    """
     if thumbnails is None:
         return None
+    if callable(getattr(thumbnails, "thumbnail", None)):
+        if len(thumbnails) != n:
+            raise ValueError(f"got {len(thumbnails)} thumbnails for {n} images: pass one per image")
+        return LazyThumbnails(thumbnails)
     thumbs = list(thumbnails)
     if len(thumbs) != n:
         raise ValueError(f"got {len(thumbs)} thumbnails for {n} images: pass one per image")

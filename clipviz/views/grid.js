@@ -1,6 +1,6 @@
 // clipviz prediction grid (anywidget ESM, hand-written, no build step).
-// Python sends: all thumbnails once (one binary buffer + uint32 offsets) and the visible page
-// as a small list of dicts. Every user string is set with textContent, never parsed as markup.
+// Python sends the visible page as a small list of dicts; the page asks for the thumbnails it
+// lacks and Python answers with their bytes as binary buffers (a page at a time). Every user string is set with textContent, never parsed as markup.
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -16,26 +16,50 @@ function option(value, text) {
   return o;
 }
 
-function thumbStore(model) {
-  // Blob URLs made on demand, one per image index, revoked when the thumbnails change.
+function thumbStore(model, onArrive) {
+  // Blob URLs of the thumbnails this page has received, by image index. The page asks Python
+  // for the ones it lacks (want); replies carry bytes as binary buffers. Kept for recent pages
+  // only, so memory stays bounded however many images there are.
   let urls = new Map();
+  let asked = new Set();
+  const KEEP = 600;
+  function onMessage(msg, buffers) {
+    if (!msg || msg.type !== "thumbs" || msg.version !== model.get("images_version")) return;
+    const buf = buffers && buffers[0];
+    if (!buf) return;
+    const bytes = buf instanceof DataView ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : new Uint8Array(buf);
+    msg.indices.forEach((i, k) => {
+      const part = bytes.slice(msg.offsets[k], msg.offsets[k + 1]);
+      if (urls.has(i)) URL.revokeObjectURL(urls.get(i));
+      urls.set(i, URL.createObjectURL(new Blob([part], { type: msg.mime })));
+      asked.delete(i);
+    });
+    while (urls.size > KEEP) {
+      const [oldest, url] = urls.entries().next().value;
+      URL.revokeObjectURL(url);
+      urls.delete(oldest);
+    }
+    onArrive(msg.indices);
+  }
+  model.on("msg:custom", onMessage);
   return {
     url(i) {
-      if (urls.has(i)) return urls.get(i);
-      const buf = model.get("thumbs");
-      const off = model.get("thumb_offsets");
-      if (!buf || !off || off.byteLength < 4 * (i + 2)) return null;
-      const start = off.getUint32(4 * i, true);
-      const end = off.getUint32(4 * (i + 1), true);
-      if (end <= start) return null;
-      const bytes = new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
-      const url = URL.createObjectURL(new Blob([bytes], { type: model.get("thumb_mime") }));
-      urls.set(i, url);
-      return url;
+      return urls.get(i) || null;
+    },
+    want(indices) {
+      const missing = indices.filter((i) => !urls.has(i) && !asked.has(i));
+      if (!missing.length) return;
+      for (const i of missing) asked.add(i);
+      model.send({ type: "thumbs", indices: missing });
     },
     reset() {
       for (const u of urls.values()) URL.revokeObjectURL(u);
       urls = new Map();
+      asked = new Set();
+    },
+    close() {
+      model.off("msg:custom", onMessage);
+      this.reset();
     },
   };
 }
@@ -93,35 +117,50 @@ function toolbar(model) {
   return { bar, update };
 }
 
+function titled(node) {
+  node.title = node.textContent;
+  return node;
+}
+
 function cell(item, thumbs, selected) {
   const c = el("div", "clipviz-cell");
   c.dataset.id = item.id;
   if (item.correct === true) c.classList.add("clipviz-correct");
   if (item.correct === false) c.classList.add("clipviz-wrong");
   if (selected.has(item.id)) c.classList.add("clipviz-selected");
+  c.dataset.index = String(item.i);
   const img = el("img", "clipviz-thumb");
   img.alt = item.id;
   const url = thumbs.url(item.i);
   if (url) img.src = url;
-  c.append(img, el("div", "clipviz-cell-id", item.id));
+  // Full id and label, wrapped (ids often share a long prefix), with the text as a tooltip too.
+  c.append(img, titled(el("div", "clipviz-cell-id", item.id)));
   const top = item.topk.length ? item.topk[0] : null;
-  c.append(el("div", "clipviz-cell-label", top ? top[0] : ""));
+  c.append(titled(el("div", "clipviz-cell-label", top ? top[0] : "")));
   const list = el("ol", "clipviz-topk");
   for (const [name, p] of item.topk) {
     const row = el("li", "clipviz-topk-row");
     const bar = el("span", "clipviz-topk-bar");
     bar.style.width = `${Math.round(100 * p)}%`;
-    row.append(bar, el("span", "clipviz-topk-name", name), el("span", "clipviz-topk-prob", p.toFixed(3)));
+    row.append(bar, titled(el("span", "clipviz-topk-name", name)), el("span", "clipviz-topk-prob", p.toFixed(3)));
     list.append(row);
   }
   c.append(list);
-  if (item.true !== undefined) c.append(el("div", "clipviz-cell-true", `true: ${item.true}`));
+  if (item.true !== undefined) c.append(titled(el("div", "clipviz-cell-true", `true: ${item.true}`)));
   if (item.score !== undefined) c.append(el("div", "clipviz-cell-score", `score ${item.score.toFixed(3)}`));
   return c;
 }
 
 function render({ model, el: root }) {
-  const thumbs = thumbStore(model);
+  const thumbs = thumbStore(model, (indices) => {
+    const got = new Set(indices);
+    for (const c of grid.children) {
+      const i = Number(c.dataset.index);
+      if (!got.has(i)) continue;
+      const img = c.querySelector(".clipviz-thumb");
+      if (img) img.src = thumbs.url(i);
+    }
+  });
   const wrap = el("div", "clipviz-grid-wrap");
   const { bar, update: updateBar } = toolbar(model);
   const banner = el("div", "clipviz-grid-results");
@@ -150,7 +189,9 @@ function render({ model, el: root }) {
 
   function drawCells() {
     const selected = new Set(model.get("selection"));
-    grid.replaceChildren(...model.get("items").map((item) => cell(item, thumbs, selected)));
+    const items = model.get("items");
+    grid.replaceChildren(...items.map((item) => cell(item, thumbs, selected)));
+    thumbs.want(items.map((item) => item.i));
   }
   function drawSelection() {
     const selected = new Set(model.get("selection"));
@@ -161,7 +202,7 @@ function render({ model, el: root }) {
     banner.style.display = title ? "" : "none";
     bannerText.textContent = title ? `results: ${title}` : "";
   }
-  const onThumbs = () => {
+  const onImages = () => {
     thumbs.reset();
     drawCells();
   };
@@ -175,7 +216,7 @@ function render({ model, el: root }) {
   model.on("change:items", onItems);
   model.on("change:results_title", drawBanner);
   model.on("change:selection", drawSelection);
-  model.on("change:thumbs", onThumbs);
+  model.on("change:images_version", onImages);
   onItems();
 
   return () => {
@@ -183,8 +224,8 @@ function render({ model, el: root }) {
     model.off("change:items", onItems);
     model.off("change:results_title", drawBanner);
     model.off("change:selection", drawSelection);
-    model.off("change:thumbs", onThumbs);
-    thumbs.reset();
+    model.off("change:images_version", onImages);
+    thumbs.close();
   };
 }
 

@@ -1,9 +1,10 @@
 """The prediction grid: image thumbnails with top-k labels, paged, sortable, selectable.
 
 ``PredictionGrid`` is the state object (plain traitlets, usable without a browser); its
-``.widget`` is one anywidget for the whole grid, built on first use. Thumbnails travel once, as
-one binary buffer plus offsets; each update sends only the visible page (a few dozen small
-dicts), so 10,000 or 100,000 images cost the browser the same per update. Sorting, filtering
+``.widget`` is one anywidget for the whole grid, built on first use. Each update sends only the
+visible page (a few dozen small dicts); the page then asks for the thumbnails it lacks, and
+Python answers with those bytes as binary buffers (each message under ``MAX_MESSAGE_BYTES``), so
+10,000 or 1,000,000 images cost the browser the same, and a reload fetches only the page shown. Sorting, filtering
 and paging happen here in numpy; the browser only draws. Labels reach the DOM through
 ``textContent`` in grid.js, so file names and prompts containing HTML render as text.
 """
@@ -11,7 +12,7 @@ and paging happen here in numpy; the browser only draws. Labels reach the DOM th
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,13 @@ import traitlets as t
 
 _HERE = pathlib.Path(__file__).parent
 SORTS = ("input", "confidence", "confidence_asc", "similarity")
+#: Thumbnail bytes per reply message: well under the Jupyter server's 10 MB message limit.
+MAX_MESSAGE_BYTES = 4_000_000
+#: Thumbnails the browser may ask for in one request (a page is ~50).
+MAX_REQUEST = 1000
+
+#: ``thumbnails(indices) -> list of bytes``: encoded thumbnails of those image indices.
+ThumbnailSource = Callable[[Sequence[int]], Sequence[bytes]]
 
 
 class PredictionGrid(t.HasTraits):
@@ -51,7 +59,8 @@ class PredictionGrid(t.HasTraits):
         self._widget: Any = None
         self.ids: list[str] = []
         self._index: dict[str, int] = {}
-        self._thumbs: tuple[bytes, np.ndarray, str] = (b"", np.zeros(1, np.uint32), "image/webp")
+        self._thumb_source: ThumbnailSource | None = None
+        self.thumb_mime = "image/webp"
         self.classnames: list[str] = []
         self._topk_idx = np.zeros((0, 0), np.int64)
         self._topk_probs = np.zeros((0, 0), np.float32)
@@ -72,40 +81,70 @@ class PredictionGrid(t.HasTraits):
     def set_images(
         self,
         ids: Sequence[str],
-        thumbnails: Sequence[bytes] | None = None,
+        thumbnails: Sequence[bytes] | ThumbnailSource | None = None,
         *,
         mime: str = "image/webp",
     ) -> None:
-        """Set the images: unique ids and, optionally, one encoded thumbnail per id.
+        """Set the images: unique ids and, optionally, their encoded thumbnails.
 
         Parameters
         ----------
         ids : sequence of str
             Unique image ids, in input order.
-        thumbnails : sequence of bytes, optional
-            Encoded images (e.g. from ``clipviz.engine.thumbnails.make_thumbnails``).
+        thumbnails : sequence of bytes or callable, optional
+            One encoded image per id, or a function ``indices -> list of bytes`` called for
+            the thumbnails of the page shown (e.g. ``ThumbnailStore.page``: made lazily).
         mime : str
             Their MIME type, e.g. "image/webp" or "image/jpeg".
         """
         ids = [str(i) for i in ids]
         if len(set(ids)) != len(ids):
             raise ValueError("image ids must be unique; found duplicates in the ids given")
-        if thumbnails is not None and len(thumbnails) != len(ids):
-            raise ValueError(f"got {len(thumbnails)} thumbnails for {len(ids)} image ids")
+        if thumbnails is not None and not callable(thumbnails):
+            if len(thumbnails) != len(ids):
+                raise ValueError(f"got {len(thumbnails)} thumbnails for {len(ids)} image ids")
+            listed = list(thumbnails)
+            thumbnails = lambda indices: [listed[i] for i in indices]  # noqa: E731
         self.ids = ids
         self._index = {i: n for n, i in enumerate(ids)}
-        buffer, offsets = _pack(thumbnails if thumbnails is not None else [b""] * len(ids))
-        self._thumbs = (buffer, offsets, mime)
+        self._thumb_source, self.thumb_mime = thumbnails, mime
         self._topk_idx = np.zeros((len(ids), 0), np.int64)
         self._topk_probs = np.zeros((len(ids), 0), np.float32)
         self._similarity = self._labels = self._correct = self._results = None
         self._labels_src = None
         if self._widget is not None:
             with self._widget.hold_sync():
-                self._widget.thumbs = buffer
-                self._widget.thumb_offsets = offsets.tobytes()
                 self._widget.thumb_mime = mime
+                self._widget.images_version += 1  # the page drops its thumbnails and asks again
         self._refresh()
+
+    def thumbnail_messages(self, indices: Sequence[int]) -> list[tuple[dict[str, Any], bytes]]:
+        """The reply to a page's request for thumbnails: (message, buffer) pairs.
+
+        Each buffer joins the thumbnails of ``message["indices"]``; ``message["offsets"]``
+        (plain ints, so no 4 GiB overflow) delimit them. Replies are split so that no message
+        carries more than ``MAX_MESSAGE_BYTES`` (a single thumbnail larger than that is left out).
+        """
+        n = len(self.ids)
+        wanted = [int(i) for i in list(indices)[:MAX_REQUEST] if 0 <= int(i) < n]
+        if self._thumb_source is None or not wanted:
+            return []
+        thumbs = self._thumb_source(wanted)
+        version = self._widget.images_version if self._widget is not None else 0
+        out: list[tuple[dict[str, Any], bytes]] = []
+        chunk: list[tuple[int, bytes]] = []
+        size = 0
+        for i, data in zip(wanted, thumbs, strict=True):
+            if len(data) > MAX_MESSAGE_BYTES:
+                continue
+            if size + len(data) > MAX_MESSAGE_BYTES:
+                out.append(_thumb_message(chunk, self.thumb_mime, version))
+                chunk, size = [], 0
+            chunk.append((i, bytes(data)))
+            size += len(data)
+        if chunk:
+            out.append(_thumb_message(chunk, self.thumb_mime, version))
+        return out
 
     def set_predictions(
         self,
@@ -305,12 +344,20 @@ class PredictionGrid(t.HasTraits):
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _pack(thumbs: Sequence[bytes]) -> tuple[bytes, np.ndarray]:
-    lengths = np.fromiter((len(b) for b in thumbs), dtype=np.int64, count=len(thumbs))
-    ends = np.cumsum(lengths)
-    if len(ends) and ends[-1] >= 2**32:
-        raise ValueError(f"thumbnails total {ends[-1]} bytes (over 4 GiB); make them smaller")
-    return b"".join(thumbs), np.concatenate([[0], ends]).astype(np.uint32)
+def _thumb_message(
+    chunk: list[tuple[int, bytes]], mime: str, version: int
+) -> tuple[dict[str, Any], bytes]:
+    offsets = [0]
+    for _, data in chunk:
+        offsets.append(offsets[-1] + len(data))
+    message = {
+        "type": "thumbs",
+        "indices": [i for i, _ in chunk],
+        "offsets": offsets,
+        "mime": mime,
+        "version": version,
+    }
+    return message, b"".join(data for _, data in chunk)
 
 
 _TWO_WAY = (
@@ -330,8 +377,7 @@ def _build_widget(state: PredictionGrid) -> Any:
     class GridWidget(anywidget.AnyWidget):
         _esm = _HERE / "grid.js"
         _css = _HERE / "grid.css"
-        thumbs = t.Bytes(b"").tag(sync=True)  # all thumbnails, one binary buffer, sent once
-        thumb_offsets = t.Bytes(b"").tag(sync=True)  # (N+1) little-endian uint32
+        images_version = t.Int(0).tag(sync=True)  # +1 when the images change
         thumb_mime = t.Unicode("image/webp").tag(sync=True)
         items = t.List(t.Dict()).tag(sync=True)  # the visible page only
         classnames = t.List(t.Unicode()).tag(sync=True)
@@ -348,11 +394,10 @@ def _build_widget(state: PredictionGrid) -> Any:
         mistakes_only = t.Bool(False).tag(sync=True)
         selected_only = t.Bool(False).tag(sync=True)
 
-    buffer, offsets, mime = state._thumbs
-    w = GridWidget(thumbs=buffer, thumb_offsets=offsets.tobytes(), thumb_mime=mime)
+    w = GridWidget(thumb_mime=state.thumb_mime)
     for name in _TWO_WAY:
         _sync(state, w, name)
-    w.on_msg(lambda _w, content, _buffers: _on_message(state, content))
+    w.on_msg(lambda _w, content, _buffers: _on_message(state, w, content))
     return w
 
 
@@ -375,7 +420,13 @@ def _sync(state: PredictionGrid, w: Any, name: str) -> None:
     w.observe(to_state, names=name)
 
 
-def _on_message(state: PredictionGrid, content: Any) -> None:
-    # One-off user actions arrive as messages, not traits (nothing to keep in sync).
-    if isinstance(content, dict) and content.get("type") == "clear_results":
+def _on_message(state: PredictionGrid, w: Any, content: Any) -> None:
+    # One-off requests arrive as messages, not traits (nothing to keep in sync).
+    if not isinstance(content, dict):
+        return
+    if content.get("type") == "clear_results":
         state.clear_results()
+    elif content.get("type") == "thumbs" and isinstance(content.get("indices"), list):
+        indices = [i for i in content["indices"] if isinstance(i, int)]
+        for message, buffer in state.thumbnail_messages(indices):
+            w.send(message, buffers=[buffer])

@@ -9,18 +9,45 @@ several fields changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import traitlets as t
 
+from clipviz.views._html import escape
+
+#: (menu text, value) of the template sets; counts come from the caller (``template_counts``),
+#: since views do not import compute, and a count typed here went stale (it said 18 for 7).
 TEMPLATE_SETS = (
     ("single: a photo of a {}.", "single"),
-    ("simple (18 templates)", "simple"),
-    ("OpenAI ImageNet (80 templates)", "openai_imagenet"),
+    ("simple", "simple"),
+    ("OpenAI ImageNet", "openai_imagenet"),
     ("custom…", "custom"),
 )
 _FIELDS = ("prompts", "prompts_b", "templates", "ensemble")
+
+
+def template_menu(counts: Mapping[str, int] | None = None) -> list[tuple[str, str]]:
+    """The template dropdown's (text, value) pairs, with ``counts[name]`` templates where known.
+
+    Parameters
+    ----------
+    counts : mapping of str to int, optional
+        Number of templates per set name, e.g. ``{"simple": 7}``.
+
+    Returns
+    -------
+    list of (str, str)
+        Menu text and value per set, "custom…" last.
+    """
+    counts = counts or {}
+    out = []
+    for text, value in TEMPLATE_SETS:
+        n = counts.get(value)
+        if n is not None and value != "single":
+            text = f"{text} ({n} template{'s' if n != 1 else ''})"
+        out.append((text, value))
+    return out
 
 
 def parse_lines(text: str | Iterable[str]) -> list[str]:
@@ -57,6 +84,8 @@ class PromptPanel(t.HasTraits):
         Average over templates (True) or use the first template only (False).
     prompts_b : list of str
         Optional prompt set B, compared with A in the metrics.
+    template_counts : mapping of str to int, optional
+        Templates per set name, shown in the menu (e.g. from ``clipviz.compute.get_templates``).
     """
 
     prompts = t.List(t.Unicode())
@@ -65,8 +94,9 @@ class PromptPanel(t.HasTraits):
     ensemble = t.Bool(True)
     revision = t.Int(0)  # +1 per committed change; observe this one to recompute once
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, template_counts: Mapping[str, int] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.template_counts = dict(template_counts or {})
         self._widget: Any = None
         self._controls: dict[str, Any] = {}
         self._committing = False
@@ -140,7 +170,10 @@ class PromptPanel(t.HasTraits):
 
         c = self._controls
         c["prompts"] = area('one class name per line;\n"a free prompt"')
-        c["template_set"] = w.Dropdown(options=TEMPLATE_SETS, description="templates")
+        # No description: its fixed label width pushed the menu past a narrow column.
+        c["template_set"] = w.Dropdown(
+            options=template_menu(self.template_counts), layout=w.Layout(width="100%")
+        )
         c["custom"] = area("a photo of a {}.\na drawing of a {}.")
         c["ensemble"] = w.Checkbox(description="ensemble templates", indent=False)
         c["prompts_b"] = area("optional prompt set B (A/B comparison)")
@@ -157,6 +190,7 @@ class PromptPanel(t.HasTraits):
             [
                 w.HTML("<b>Prompts (set A)</b>"),
                 c["prompts"],
+                w.HTML("templates"),
                 c["template_set"],
                 c["custom"],
                 c["ensemble"],
@@ -194,12 +228,14 @@ class PromptPanel(t.HasTraits):
         templates: str | list[str] = c["template_set"].value
         if templates == "custom":
             templates = parse_lines(c["custom"].value)
+            if not templates:  # just switched to custom: nothing typed yet is no error
+                c["message"].value = "<i>type one template per line, each with one {}</i>"
+                return
             bad = [x for x in templates if x.count("{}") != 1]
-            if bad or not templates:
-                c[
-                    "message"
-                ].value = (
-                    "<span style='color:#c62828'>each custom template needs exactly one {}</span>"
+            if bad:
+                c["message"].value = (
+                    "<span class='clipviz-error'>each custom template needs exactly one {}: "
+                    f"{escape(bad[0])}</span>"
                 )
                 return
         c["message"].value = ""

@@ -2,7 +2,7 @@
 
 The model object implements the few anywidget calls grid.js uses (get/set/on/off/save_changes/
 send), fed with the real state that PredictionGrid produces. Checks: cells render from the
-binary thumbnails, clicks set ``selection`` (shift adds), Python-side selection highlights,
+thumbnails the page asks for (answered with PredictionGrid's real reply), clicks set ``selection`` (shift adds), Python-side selection highlights,
 and an HTML file name renders as text with no script run.
 """
 
@@ -24,12 +24,13 @@ pytestmark = pytest.mark.browser
 
 PAGE = """<!doctype html><html><body><div id="root"></div><script type="module">
 const state = __STATE__;
-for (const k of ["thumbs", "thumb_offsets"]) {
-  const bin = atob(state[k]); const u8 = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-  state[k] = new DataView(u8.buffer);
-}
 const handlers = {};
+// Python's reply to a thumbnail request, delivered as anywidget delivers custom messages.
+window.deliver = (msg, b64) => {
+  const bin = atob(b64); const u8 = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+  (handlers["msg:custom"] || []).forEach((f) => f(msg, [new DataView(u8.buffer)]));
+};
 window.sent = []; window.saves = 0;
 window.model = {
   get: (k) => state[k],
@@ -57,8 +58,6 @@ def page(tmp_path_factory, browser):
     top = np.tile(np.array([[0, 1]]), (12, 1))
     g.set_predictions(["circle", XSS], top, np.full((12, 2), 0.5), labels=["circle"] * 11 + [XSS])
     state = {k: v for k, v in g.widget.get_state().items() if not k.startswith("_")}
-    for key in ("thumbs", "thumb_offsets"):
-        state[key] = base64.b64encode(state[key]).decode()
     folder = tmp_path_factory.mktemp("gridjs")
     shutil.copy(pathlib.Path(__file__).parents[2] / "clipviz/views/grid.js", folder / "grid.js")
     (folder / "index.html").write_text(PAGE.replace("__STATE__", json.dumps(state)))
@@ -77,15 +76,29 @@ def page(tmp_path_factory, browser):
     )
     pg.goto("http://clipviz.test/index.html")
     pg.wait_for_function("window.ready === true", timeout=10_000)
-    pg.dialogs, pg.errors, pg.ids = dialogs, errors, ids
+    pg.dialogs, pg.errors, pg.ids, pg.grid = dialogs, errors, ids, g
     yield pg
     pg.close()
+
+
+def _answer_thumbnail_requests(page) -> list[list[int]]:
+    """Do what the kernel does: answer each thumbnail request with PredictionGrid's reply."""
+    asked = [m["indices"] for m in page.evaluate("window.sent") if m.get("type") == "thumbs"]
+    page.evaluate("window.sent = window.sent.filter((m) => m.type !== 'thumbs')")
+    for indices in asked:
+        for message, buffer in page.grid.thumbnail_messages(indices):
+            page.evaluate(
+                "([m, b]) => window.deliver(m, b)", [message, base64.b64encode(buffer).decode()]
+            )
+    return asked
 
 
 def test_cells_render_with_images_and_labels(page):
     assert page.errors == []
     assert page.locator(".clipviz-cell").count() == 8
     assert page.locator(".clipviz-grid-page").inner_text().startswith("page 1 / 2")
+    # The page asked for its own 8 thumbnails only (not all 12), then shows them.
+    assert _answer_thumbnail_requests(page) == [list(range(8))]
     loaded = page.evaluate(
         "Promise.all([...document.querySelectorAll('img.clipviz-thumb')].map("
         "(i) => i.decode().then(() => i.naturalWidth)))"
@@ -117,3 +130,17 @@ def test_selection_from_python_highlights_and_paging_asks_python(page):
     assert selected.count() == 1 and selected.get_attribute("data-id") == page.ids[5]
     page.locator(".clipviz-grid-next").click()
     assert page.evaluate("model.get('page')") == 1  # Python then sends the next page's items
+
+
+def test_a_new_page_asks_only_for_thumbnails_it_lacks(page):
+    page.grid.page = 1  # as Python does after the click
+    items = page.grid.widget.get_state()["items"]
+    page.evaluate("items => model.set('items', items)", items)
+    assert _answer_thumbnail_requests(page) == [[it["i"] for it in items]]
+    page.evaluate("items => model.set('items', items)", page.grid.page_items())
+    assert _answer_thumbnail_requests(page) == []  # already there: nothing asked again
+    widths = page.evaluate(
+        "Promise.all([...document.querySelectorAll('img.clipviz-thumb')].map("
+        "(i) => i.decode().then(() => i.naturalWidth)))"
+    )
+    assert len(widths) == len(items) and min(widths) > 0

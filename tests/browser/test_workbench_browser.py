@@ -3,9 +3,10 @@
 One notebook (tests/notebooks/workbench.ipynb) builds a Workbench on the bundled model and 24
 shape images, one of them named ``<img src=x onerror=alert(1)>.png``. The steps run in order on
 one page, as a person would: look, type new prompts, click the heatmap, lasso in the map. Each
-step saves a screenshot under artifacts/screenshots/.
+step saves a screenshot under artifacts/screenshots/. The static snapshot output that follows
+the widget (hidden where the widget renders) has cells too, so every selector is scoped to the
+live ``.clipviz-workbench``.
 """
-
 from __future__ import annotations
 
 import pytest
@@ -16,9 +17,8 @@ RENDER_TIMEOUT_MS = 150_000  # kernel start, model load, 24 images embedded, on 
 STEP_TIMEOUT_MS = 45_000  # one browser -> kernel -> browser round trip with a recomputation
 
 GRID = ".clipviz-workbench .clipviz-cell"
-PLOTS = ".clipviz-workbench .clipviz-plots"
-MAP = ".clipviz-map-view"  # the WebGL map (anywidget)
-HEATMAP = f"{PLOTS} > :nth-child(2) .js-plotly-plot"
+MAP = ".clipviz-workbench .clipviz-map-view"  # the WebGL map (anywidget)
+HEATMAP = ".clipviz-workbench .clipviz-pane-heatmap .js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def workbench_page(voila, browser):
 
 
 def _topk_names(page) -> list[str]:
-    return page.eval_on_selector_all(".clipviz-topk-name", "els => els.map(e => e.textContent)")
+    return page.eval_on_selector_all(".clipviz-workbench .clipviz-topk-name", "els => els.map(e => e.textContent)")
 
 
 def test_1_grid_map_and_heatmap_render(workbench_page):
@@ -53,7 +53,7 @@ def test_1_grid_map_and_heatmap_render(workbench_page):
     assert page.locator(GRID).count() == N_IMAGES
     assert page.locator(f"{MAP} canvas").count() >= 1  # the WebGL image points
     assert page.locator(f"{HEATMAP} .hm, {HEATMAP} image").count() >= 1  # the heatmap raster
-    widths = page.eval_on_selector_all(".clipviz-thumb", "els => els.map(e => e.naturalWidth)")
+    widths = page.eval_on_selector_all(".clipviz-workbench .clipviz-thumb", "els => els.map(e => e.naturalWidth)")
     assert len(widths) == N_IMAGES and min(widths) > 0, "a thumbnail did not decode"
     assert set(_topk_names(page)) <= {"circle", "square", "triangle", "star", "hexagon", "cross"}
     workbench_page.shot("1_rendered")
@@ -61,7 +61,7 @@ def test_1_grid_map_and_heatmap_render(workbench_page):
 
 def test_2_hostile_file_name_is_text_and_runs_nothing(workbench_page):
     page = workbench_page.page
-    cell_id = page.locator(".clipviz-cell-id", has_text="onerror")
+    cell_id = page.locator(".clipviz-workbench .clipviz-cell-id", has_text="onerror")
     assert cell_id.count() == 1
     assert cell_id.text_content().endswith(HOSTILE_NAME)
     assert page.locator('img[src="x"]').count() == 0
@@ -82,7 +82,7 @@ def test_3_typing_new_prompts_relabels_the_grid(workbench_page):
     page.locator(".clipviz-prompt-apply").click()
     page.wait_for_function(
         """(names) => {
-            const shown = [...document.querySelectorAll('.clipviz-topk-name')].map(e => e.textContent);
+            const shown = [...document.querySelectorAll('.clipviz-workbench .clipviz-topk-name')].map(e => e.textContent);
             return shown.length > 0 && shown.every(t => names.includes(t));
         }""",
         arg=new,
@@ -94,13 +94,13 @@ def test_3_typing_new_prompts_relabels_the_grid(workbench_page):
 
 def test_4_heatmap_click_selects_in_the_grid(workbench_page):
     page = workbench_page.page
-    assert page.locator(".clipviz-cell.clipviz-selected").count() == 0
+    assert page.locator(".clipviz-workbench .clipviz-cell.clipviz-selected").count() == 0
     # Click inside the first column; playwright checks that the plot, not something laid over
     # it, receives the click (and names the covering element if not).
     drag = page.locator(f"{HEATMAP} .nsewdrag").first
     box = drag.bounding_box()
     drag.click(position={"x": 12, "y": box["height"] / 2})
-    selected = page.locator(".clipviz-cell.clipviz-selected")
+    selected = page.locator(".clipviz-workbench .clipviz-cell.clipviz-selected")
     selected.first.wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
     assert selected.count() == 1  # one heatmap row = one image here (24 rows, no averaging)
     workbench_page.shot("4_heatmap_click")
@@ -123,7 +123,7 @@ def test_5_map_lasso_selects_in_the_grid(workbench_page):
         page.mouse.move(x, y, steps=12)
     page.mouse.up()
     page.wait_for_function(
-        "n => document.querySelectorAll('.clipviz-cell.clipviz-selected').length === n",
+        "n => document.querySelectorAll('.clipviz-workbench .clipviz-cell.clipviz-selected').length === n",
         arg=N_IMAGES,
         timeout=STEP_TIMEOUT_MS,
     )
