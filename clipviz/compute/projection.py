@@ -163,7 +163,7 @@ def project(
     cache: bool | str | Any = True,
     cache_dir: Any = None,
     max_fit_points: int | None = None,
-    fit_xy: Callable[[np.ndarray], np.ndarray] | None = None,
+    fit_xy: Callable[[np.ndarray, dict[str, Any]], np.ndarray] | None = None,
     cancelled: Callable[[], bool] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Projection:
@@ -192,7 +192,7 @@ def project(
         UMAP only: above this many images, fit a seeded sample of them (plus every prompt) and
         place the others at the weighted mean of their nearest sampled images. None fits all.
     fit_xy : callable, optional
-        UMAP only: ``fit_xy(vectors) -> (M, 2)`` runs the fit (e.g. in a child process that can
+        UMAP only: ``fit_xy(vectors, params) -> (M, 2)`` runs the fit (e.g. in a child process that can
         be killed). The map's ``transform`` then places by nearest fitted points.
     cancelled : callable, optional
         Checked between steps; when it returns True the work stops with ``Cancelled``.
@@ -255,7 +255,7 @@ def project(
         xy, fitted, fitted_xy = scale.fit_on_sample(
             img_fit,
             txt_fit,
-            fit_xy or fit_here,
+            fit_here if fit_xy is None else (lambda x: fit_xy(x, params)),
             max_fit_points=params.get("max_fit_points"),
             seed=seed,
             n_neighbors=params["n_neighbors"],
