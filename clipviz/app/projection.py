@@ -3,8 +3,8 @@
 ``Projector.fit`` returns a PCA map at once and, for UMAP, starts a background job. Each fit
 gets a generation number; a job whose generation is no longer the newest is cancelled and its
 result dropped, so an older fit is never drawn over a newer map. UMAP cannot be interrupted
-mid-fit, so the fit itself runs in a child process (spawned, fed only the fitted sample) that
-``cancel``/``close`` kill; the cache look-up, sampling and placing of the other images run in a
+mid-fit, so the fit itself runs in a child process (spawned once, reused while no fit is
+cancelled, fed only the fitted sample, at a lower priority) that ``cancel``/``close`` kill; the cache look-up, sampling and placing of the other images run in a
 worker thread that checks for cancellation between chunks. Prompts are always placed by their
 nearest fitted points (``Projection.transform`` without a reducer): no numba compile, no
 ``umap.transform`` on a prompt edit.
@@ -12,6 +12,7 @@ nearest fitted points (``Projection.transform`` without a reducer): no numba com
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -22,73 +23,92 @@ import numpy as np
 from clipviz.compute._projection_scale import DEFAULT_MAX_FIT_POINTS, Cancelled
 
 
-def _child_fit(conn: Any, x: np.ndarray, params: dict[str, Any]) -> None:
-    """Child process: one UMAP fit, the layout sent back through the pipe."""
+def _worker(conn: Any) -> None:
+    """Child process: UMAP fits, one per request, until the pipe closes or it is killed.
+
+    It runs at a lower priority so the kernel and the browser stay responsive, and it stays
+    alive between fits: numba compiles UMAP once per process (tens of seconds on two cores).
+    """
+    import os
+
     from clipviz.compute.projection import _umap
 
-    try:
-        conn.send(("ok", _umap(x, params)[0]))
-    except Exception as err:  # sent to the parent, which reports it
-        conn.send(("error", f"{type(err).__name__}: {err}"))
-    finally:
-        conn.close()
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    while True:
+        try:
+            x, params = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", _umap(x, params)[0]))
+        except Exception as err:  # sent to the parent, which reports it
+            conn.send(("error", f"{type(err).__name__}: {err}"))
+
+
+class _FitProcess:
+    """The UMAP worker process: started on first use, reused, killed to cancel a fit."""
+
+    def __init__(self) -> None:
+        self._process: Any = None
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def fit(self, x: np.ndarray, params: dict[str, Any], cancelled: Callable[[], bool]) -> Any:
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded kernel
+                self._conn, child = ctx.Pipe()
+                self._process = ctx.Process(
+                    target=_worker, args=(child,), daemon=True, name="clipviz-umap-worker"
+                )
+                self._process.start()
+                child.close()
+            conn, process = self._conn, self._process
+        conn.send((x, params))
+        while not conn.poll(0.2):
+            if cancelled():
+                raise Cancelled
+            if not process.is_alive():
+                raise RuntimeError(f"the UMAP process ended (exit code {process.exitcode})")
+        try:
+            status, value = conn.recv()
+        except (EOFError, OSError):
+            raise Cancelled from None  # killed while sending
+        if status != "ok":
+            raise RuntimeError(f"UMAP fit failed: {value}")
+        return np.asarray(value, np.float32)
+
+    def kill(self) -> None:
+        with self._lock:
+            process, self._process = self._process, None
+            conn, self._conn = self._conn, None
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join(5)
+        if conn is not None:
+            conn.close()
 
 
 class _UmapJob:
-    """One background UMAP fit: a worker thread plus, while fitting, a child process."""
+    """One background UMAP fit: a worker thread that drives the fit process."""
 
-    def __init__(self, generation: int) -> None:
+    def __init__(self, generation: int, process: _FitProcess) -> None:
         self.generation = generation
         self.cancel_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self._process: Any = None
-        self._lock = threading.Lock()
+        self.process = process
 
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
     def cancel(self) -> None:
+        """Drop the result; a fit in progress is stopped by killing the fit process."""
         self.cancel_event.set()
-        with self._lock:
-            process = self._process
-        if process is not None and process.is_alive():
-            process.kill()
+        self.process.kill()
 
     def fit_in_child(self, x: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-        """Run the fit in a spawned process; Cancelled when killed or cancelled meanwhile."""
-        ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded kernel
-        parent, child = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=_child_fit, args=(child, x, params), daemon=True)
-        with self._lock:
-            if self.cancelled():
-                raise Cancelled
-            self._process = process
-            process.start()
-        child.close()
-        try:
-            while not parent.poll(0.2):
-                if self.cancelled() or not process.is_alive():
-                    if parent.poll(0):
-                        break
-                    raise (
-                        Cancelled
-                        if self.cancelled()
-                        else RuntimeError(
-                            f"the UMAP process ended without a result (exit code {process.exitcode})"
-                        )
-                    )
-            status, value = parent.recv()
-        finally:
-            parent.close()
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-            with self._lock:
-                self._process = None
-        if status != "ok":
-            raise RuntimeError(f"UMAP fit failed: {value}")
-        return np.asarray(value, np.float32)
+        return self.process.fit(x, params, self.cancelled)
 
 
 class Projector:
@@ -136,6 +156,7 @@ class Projector:
         self._generation = 0
         self._lock = threading.Lock()
         self._job: _UmapJob | None = None
+        self._process = _FitProcess()
 
     @property
     def generation(self) -> int:
@@ -162,7 +183,7 @@ class Projector:
         with self._lock:
             self._generation += 1
             self.current = pca
-            job = _UmapJob(self._generation)
+            job = _UmapJob(self._generation, self._process)
             if self.method == "umap":
                 job.thread = threading.Thread(
                     target=self._run,
@@ -192,7 +213,7 @@ class Projector:
         with self._lock:
             job, self._job = self._job, None
             self._generation += 1
-        if job is not None:
+        if job is not None and job.thread is not None and job.thread.is_alive():
             job.cancel()
             self._set_progress("")
 
@@ -200,6 +221,7 @@ class Projector:
         """Cancel background work and wait until its thread has ended."""
         job = self._job
         self.cancel()
+        self._process.kill()
         if job is not None and job.thread is not None:
             job.thread.join(timeout)
 
