@@ -28,7 +28,7 @@ _MIN_UMAP_POINTS = 5  # below this UMAP's spectral layout fails; PCA is used ins
 # each holds its training data and graph, so keep few. The workbench fits in a thread: lock.
 _REDUCERS: OrderedDict[str, Any] = OrderedDict()
 _MAX_REDUCERS = 2
-_PCA_MAX_ROWS = 200_000
+_PCA_MAX_ROWS = 20_000
 _REDUCERS_LOCK = threading.Lock()
 
 
@@ -319,8 +319,8 @@ def _pca(img: np.ndarray, txt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Top-2 principal axes: (mean (D,), components (2, D)), sign-stable.
 
     Exact up to ``_PCA_MAX_ROWS`` images; above, the axes come from a seeded sample of that
-    many images plus every prompt (the axes of 100k random rows of 1M agree to ~1e-3; the
-    full covariance costs ~0.5 s at 1M x 128). sklearn's "covariance_eigh" solver (eigh of
+    many images plus every prompt (random rows give the axes of the whole to ~1e-2; the
+    full covariance took 0.5 s at 1M x 128 alone and 8 s at 100k on a loaded 2-core machine). sklearn's "covariance_eigh" solver (eigh of
     the D x D covariance, no centered copy) measured 2-4x faster than a hand-written numpy
     covariance + eigh and than sklearn's "auto" (an approximate randomized solver).
     """

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from traitlets import Enum, HasTraits, List, Tuple, Unicode, observe
+from traitlets import Enum, HasTraits, List, TraitError, Tuple, Unicode, observe, validate
 
 from clipviz.views import _heatmap_rows as hr
 from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
@@ -76,7 +76,7 @@ class SimilarityHeatmap(HasTraits):
         next available order (noted in the title) when labels are missing.
     """
 
-    selection = List(Unicode())
+    selection = List()  # of str; checked in _check_selection (List(Unicode()) is slow at 10k+)
     click = Tuple()
     hover = Unicode(None, allow_none=True)
     order = Enum(("label", "predicted", "input"), default_value="label")
@@ -334,6 +334,14 @@ class SimilarityHeatmap(HasTraits):
     @observe("order")
     def _on_order(self, change: Any) -> None:
         self._redraw()
+
+    @validate("selection")
+    def _check_selection(self, proposal: Any) -> list[str]:
+        value = proposal["value"]
+        bad = next((v for v in value if not isinstance(v, str)), None)
+        if bad is not None:
+            raise TraitError(f"selection holds image ids (str), got {bad!r}")
+        return list(value)
 
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
