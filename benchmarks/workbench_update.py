@@ -227,25 +227,22 @@ def main() -> None:
         model = load_model("clipviz-shapes", device="cpu")
         print(json.dumps(bench_size(model, args.one, args.umap_wait, args.lasso)))
         return
-    load_before = os.getloadavg()
-    # wait for the UMAP map where it can arrive in minutes; above, edits run while it computes
-    results = [
-        run_one(n, args.umap_wait if n <= 10_000 else 0.0, n == args.lasso_size)
-        for n in args.sizes
-    ]
-    if args.lasso_size not in args.sizes:
-        results.append(run_one(args.lasso_size, 0.0, True))
-    out = {
+    out: dict[str, Any] = {
         "benchmark": "workbench_update",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "projection": "umap (default): PCA at once, UMAP in a child process on <= 20k images",
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        "load_average_before": os.getloadavg(),
         "note": "shared 2-core machine under load from other jobs: absolute times pessimistic",
-        "results": results,
+        "results": [],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
+    sizes = list(args.sizes) + ([args.lasso_size] if args.lasso_size not in args.sizes else [])
+    for n in sizes:  # the JSON is rewritten after each size: a stopped run keeps what it measured
+        # wait for the UMAP map where it can arrive in minutes; above, edits run while it computes
+        wait = args.umap_wait if n <= 10_000 else 0.0
+        out["results"].append(run_one(n, wait, n == args.lasso_size))
+        out["load_average_after"] = os.getloadavg()
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(out, indent=2))
     print(f"wrote {RESULTS}")
 
 

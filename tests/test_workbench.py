@@ -181,7 +181,8 @@ def test_umap_replaces_pca_in_the_background(shapes_set, shapes_model, embedding
     )
     fmap = wb.views["map"]
     assert fmap.method in ("pca", "umap")  # PCA at once (UMAP may already be done)
-    assert wb.wait_for_projection(timeout=180)
+    # the fit runs in a fresh child process: numba compiles UMAP there (minutes on a busy CPU)
+    assert wb.wait_for_projection(timeout=900)
     assert fmap.method == "umap" and fmap.pending == "" and not wb.errors
     wb.prompts = [*wb.prompts, "blob"]  # placed into the UMAP map with transform
     assert len(fmap.figure.data[1].x) == len(wb.prompts)
@@ -273,14 +274,14 @@ def test_a_superseded_umap_fit_is_cancelled_and_close_stops_everything(
     )
     projector = wb.controller.projector
     first = projector._job
+    generation = projector.generation
     wb.views["map"].center = True  # the gap toggle refits: the running fit is superseded
     assert first.cancelled() and projector._job is not first
+    assert projector.generation > generation
     first.thread.join(30)
-    assert not first.thread.is_alive()
-    assert wb.wait_for_projection(timeout=180) and not wb.errors
-    assert wb.views["map"].method == "umap" and wb.projection.params["center"] is True
-    wb.views["map"].center = False  # a new fit, then close while it runs
-    wb.close()
+    assert not first.thread.is_alive()  # its child process was killed, its thread ended
+    assert wb.views["map"].method == "pca" and wb.projection.params["center"] is True
+    wb.close()  # while the second fit runs
     assert _background_threads() == []
     assert multiprocessing.active_children() == []  # the UMAP child process is gone
-    assert wb.views["map"].pending == ""
+    assert wb.views["map"].pending == "" and not wb.errors
