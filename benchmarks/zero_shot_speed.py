@@ -3,7 +3,9 @@
 10k and 100k cached-like random unit vectors (D=512, ViT-B-32's width) x 20 class prompts.
 Targets: the update (zero_shot + the top-1 names, confidences and correctness the grid shows)
 under 50 ms for 10k and 300 ms for 100k. The naive baseline, timed in the same run, is what a
-notebook typically does: float64 logits, a full argsort, and a pandas table of the results.
+notebook typically does: float64 logits, a full argsort, then the same three outputs the fast
+update returns (top-1 names, confidence, correctness) and no more: no pandas table, which the
+fast path does not build either (issue 8 item 17: compare like with like).
 
 Run: python benchmarks/zero_shot_speed.py [--sizes 10000 100000] [--repeats 7]
 Writes benchmarks/results/zero_shot_speed.json.
@@ -53,22 +55,14 @@ def _update(emb: ImageEmbeddings, prompts: PromptEmbeddings) -> tuple:
     return pred.predicted, pred.confidence, pred.correct
 
 
-def _naive(img: np.ndarray, txt: np.ndarray, names: list[str], labels: list[str]):
-    import pandas as pd
-
+def _naive(img: np.ndarray, txt: np.ndarray, names: list[str], labels: list[str]) -> tuple:
     logits = 100.0 * img.astype(np.float64) @ txt.astype(np.float64).T
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     order = np.argsort(-probs, axis=1)[:, :5]
     predicted = [names[i] for i in order[:, 0]]
-    return pd.DataFrame(
-        {
-            "label": labels,
-            "predicted": predicted,
-            "confidence": probs.max(axis=1),
-            "correct": [p == t for p, t in zip(predicted, labels, strict=True)],
-        }
-    )
+    correct = np.array([p == t for p, t in zip(predicted, labels, strict=True)])
+    return predicted, probs.max(axis=1), correct
 
 
 def run(sizes: list[int], repeats: int) -> dict:
@@ -111,7 +105,8 @@ def run(sizes: list[int], repeats: int) -> dict:
         )
     return {
         "benchmark": "zero_shot_speed",
-        "what": "update = zero_shot(k=5) + predicted names + confidence + correct; median of repeats",
+        "what": "update = zero_shot(k=5) + predicted names + confidence + correct; median of "
+        "repeats; the naive baseline returns the same three outputs (no pandas table)",
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or "unknown"},
         "numpy": np.__version__,
         "cpu_count": os.cpu_count(),

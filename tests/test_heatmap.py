@@ -99,29 +99,75 @@ def test_hover_reports_image_prompt_and_value():
     assert view._panel.image.format == "jpeg"
 
 
-def test_large_n_is_averaged_into_at_most_max_rows_per_group():
+def test_large_n_is_one_row_per_class_with_a_drill_down_into_the_selection():
     n, c = 12_000, 4
     rng = np.random.default_rng(0)
     sim = rng.uniform(-1, 1, size=(n, c)).astype(np.float32)
-    labels = [("circle", "square", "star")[i % 3] for i in range(n)]
+    classes = ["circle", "square", "star"]
+    labels = [classes[i % 3] for i in range(n)]
     ids = [f"i{i}" for i in range(n)]
     view = SimilarityHeatmap(max_rows=1000)
     fig = view.figure
     with record_messages(fig) as sent:
         view.set_data(sim, ids, PROMPTS + ["x"], labels=labels)
     rows = view.row_ids
-    assert len(rows) <= 1000 + 3
-    assert sum(len(r) for r in rows) == n
-    # a row never mixes groups, and its value is the mean of its images
-    first = rows[0]
-    assert {labels[int(i[1:])] for i in first} == {"circle"}
-    expect = sim[[int(i[1:]) for i in first]].mean(axis=0)
-    np.testing.assert_allclose(np.asarray(fig.data[0].z)[0], expect, atol=1e-4)
-    assert "each row averages up to 12 images" in fig.layout.title.text
-    assert fig.layout.yaxis.showticklabels is False
-    assert sum(j + b for j, b in sent) < 150_000  # ~1,000 rows, not 12,000
-    _click(view, 5, 0)
-    assert view.selection == rows[5] and view.click == (rows[5][0], "a circle")
+    assert list(fig.data[0].y) == [
+        "circle · 4,000 images",
+        "square · 4,000 images",
+        "star · 4,000 images",
+    ]
+    assert {labels[int(i[1:])] for i in rows[0]} == {"circle"} and len(rows[0]) == 4000
+    np.testing.assert_allclose(np.asarray(fig.data[0].z)[0], sim[0::3].mean(axis=0), atol=1e-4)
+    assert "12,000 images: one row per class" in fig.layout.title.text
+    assert sum(j + b for j, b in sent) < 20_000  # three rows, not 12,000
+    _click(view, 1, 0)
+    assert view.selection == rows[1] and view.click == (rows[1][0], "a circle")
+    # a selection of many images: its mean per class, below the class rows
+    assert list(fig.data[0].y)[3:] == ["selected · square · 4,000"]
+    view.selection = ["i0", "i1", "i4"]  # a few: one row each
+    assert list(fig.data[0].y)[3:] == ["▸ i0", "▸ i1", "▸ i4"]
+    np.testing.assert_allclose(np.asarray(fig.data[0].z)[3:], sim[[0, 1, 4]], atol=1e-4)
+    outlined = [(s["y0"], s["y1"]) for s in fig.layout.shapes]
+    assert outlined == [(-0.5, 1.5), (2.5, 5.5)]  # circle and square rows, then the drill-down
+    view.selection = []
+    assert len(fig.data[0].y) == 3
+
+
+def test_integer_codes_give_the_same_rows_as_strings():
+    n = 3000
+    sim = np.random.default_rng(1).uniform(size=(n, 2)).astype(np.float32)
+    names = ["b", "a", "c"]
+    codes = np.arange(n) % 3
+    ids = [str(i) for i in range(n)]
+    by_codes, by_strings = SimilarityHeatmap(max_rows=100), SimilarityHeatmap(max_rows=100)
+    by_codes.set_data(sim, ids, ["p", "q"], labels=(codes, names))
+    by_strings.set_data(sim, ids, ["p", "q"], labels=[names[c] for c in codes])
+    assert sorted(map(tuple, by_codes.row_ids)) == sorted(map(tuple, by_strings.row_ids))
+    with pytest.raises(ValueError, match=r"codes have shape \(2,\)"):
+        by_codes.set_data(sim, ids, ["p", "q"], labels=(np.zeros(2, int), names))
+
+
+def test_input_order_at_large_n_averages_runs_of_images():
+    n = 2500
+    sim = np.arange(2 * n, dtype=np.float32).reshape(n, 2)
+    view = SimilarityHeatmap(max_rows=1000)
+    view.order = "input"
+    view.set_data(sim, [str(i) for i in range(n)], ["p", "q"])
+    rows = view.row_ids
+    assert len(rows) == 834 and rows[0] == ["0", "1", "2"] and rows[-1] == ["2499"]
+    np.testing.assert_allclose(np.asarray(view.figure.data[0].z)[0], sim[:3].mean(axis=0))
+
+
+def test_quotes_are_escaped_once_and_the_title_clears_rotated_labels():
+    prompts = [f'"a {c} thing" with a long tail' for c in "abcdefgh"]  # 8 long prompts
+    view = SimilarityHeatmap()
+    view.set_data(np.zeros((2, 8), np.float32), ['say "hi"', "b"], prompts, labels=['"q"', "x"])
+    fig = view.figure
+    assert list(fig.data[0].x)[0] == '"a a thing" with a long tail'  # not &quot;
+    assert "&quot;" not in json.dumps(fig.to_plotly_json(), default=str)
+    assert 'say "hi"' in list(fig.data[0].y)
+    assert fig.layout.title.yanchor == "bottom" and fig.layout.title.y < 0.1  # below the plot
+    assert fig.layout.margin.t >= 7 * len(prompts[0])  # room for labels turned 90 degrees
 
 
 def test_escaping_of_ids_prompts_and_group_names():

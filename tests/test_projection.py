@@ -153,3 +153,65 @@ def test_raw_arrays_images_only_and_errors():
     with pytest.warns(UserWarning, match="using PCA instead"):
         tiny = project(emb.vectors[:2], prm.vectors[:1], "umap", cache=False)
     assert tiny.method == "pca" and tiny.xy.shape == (3, 2)
+
+
+def test_umap_on_a_sample_places_the_other_images_by_their_neighbours(umap_map, tmp_path):
+    from clipviz.compute._projection_scale import Cancelled, sample_indices
+
+    emb, prm, _, _ = umap_map
+    calls: list[int] = []
+
+    def fit_xy(x, params):  # the workbench runs this in a child process; here in-process
+        calls.append(len(x))
+        return projection_mod._umap(x, params)[0]
+
+    steps: list[str] = []
+    proj = project(
+        emb,
+        prm,
+        "umap",
+        n_neighbors=10,
+        cache=tmp_path,
+        max_fit_points=80,
+        fit_xy=fit_xy,
+        progress=steps.append,
+    )
+    assert calls == [80 + len(prm.vectors)]  # the sample plus every prompt, not all 200 images
+    assert proj.params["max_fit_points"] == 80 and proj.image_xy.shape == (200, 2)
+    assert steps[0] == "fitting 80 of 200 images" and steps[-1].endswith("100%")
+    # placed images land in their cluster: nearer their own cluster's centre than any other
+    centres = np.stack([proj.image_xy[k * 50 : (k + 1) * 50].mean(axis=0) for k in range(4)])
+    rest = np.setdiff1d(np.arange(200), sample_indices(200, 80, 0))
+    nearest = np.argmin(((proj.image_xy[rest, None] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == rest // 50).mean() > 0.9
+    # prompts edited later are placed by their nearest fitted points (no reducer needed)
+    np.testing.assert_allclose(proj.transform(prm.vectors), proj.prompt_xy, atol=1e-3)
+    hit = project(
+        emb, prm, "umap", n_neighbors=10, cache=tmp_path, max_fit_points=80, fit_xy=fit_xy
+    )
+    assert hit.from_cache and len(calls) == 1
+    np.testing.assert_array_equal(hit.image_xy, proj.image_xy)
+    with pytest.raises(Cancelled):
+        project(
+            emb,
+            prm,
+            "umap",
+            n_neighbors=10,
+            cache=False,
+            max_fit_points=80,
+            fit_xy=fit_xy,
+            cancelled=lambda: True,
+        )
+
+
+def test_pca_of_many_points_needs_no_stacked_copy_and_matches_the_exact_axes():
+    rng = np.random.default_rng(3)
+    img = _unit(rng.standard_normal((50_000, 16)) * np.linspace(3, 0.1, 16))
+    txt = _unit(rng.standard_normal((3, 16)))
+    proj = project(img, txt, "pca", cache=False)  # axes from a 20k-row sample
+    from sklearn.decomposition import PCA
+
+    ref = PCA(2).fit_transform(np.vstack([img, txt]))
+    for axis in range(2):
+        corr = np.corrcoef(proj.xy[:, axis], ref[:, axis])[0, 1]
+        assert abs(corr) > 0.99  # the sampled axes: within ~1e-2 of the exact ones

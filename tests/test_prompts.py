@@ -94,3 +94,34 @@ def test_zero_shot_end_to_end_runs(shapes_model, emb):
     pred = zero_shot(emb, prompts, k=3)
     assert pred.probs.shape == (len(emb), len(CLASSES))
     np.testing.assert_allclose(pred.probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("classnames", "error", "message"),
+    [
+        ("circle", TypeError, "one string 'circle'"),
+        ([1, "circle"], TypeError, r"got 1 \(int\)"),
+        (["circle", None], TypeError, r"got None \(NoneType\)"),
+        ([], ValueError, "empty"),
+        (["circle", ""], ValueError, "blank entry ''"),
+        (["circle", "  "], ValueError, "blank entry '  '"),
+        (["circle", "square", "circle"], ValueError, "'circle' appears twice"),
+        (["circle", " circle "], ValueError, "'circle' appears twice"),
+    ],
+)
+def test_embed_prompts_rejects_bad_classnames_naming_the_value(
+    shapes_model, classnames, error, message
+):
+    with pytest.raises(error, match=message):
+        embed_prompts(shapes_model, classnames, "single")
+
+
+def test_duplicate_class_would_have_split_its_probability(shapes_model, emb):
+    """Why duplicates are refused: two equal columns halve the class's probability."""
+    from clipviz.compute import evaluate
+
+    names = sorted(set(emb.labels))
+    good = evaluate(zero_shot(emb, embed_prompts(shapes_model, names, "single")))
+    assert good.acc1 > 0.5
+    with pytest.raises(ValueError, match="appears twice"):
+        embed_prompts(shapes_model, [*names, names[0]], "single")

@@ -181,10 +181,12 @@ def test_umap_replaces_pca_in_the_background(shapes_set, shapes_model, embedding
     )
     fmap = wb.views["map"]
     assert fmap.method in ("pca", "umap")  # PCA at once (UMAP may already be done)
-    assert wb.wait_for_projection(timeout=180)
+    # the fit runs in a fresh child process: numba compiles UMAP there (minutes on a busy CPU)
+    assert wb.wait_for_projection(timeout=900)
     assert fmap.method == "umap" and fmap.pending == "" and not wb.errors
     wb.prompts = [*wb.prompts, "blob"]  # placed into the UMAP map with transform
     assert len(fmap.figure.data[1].x) == len(wb.prompts)
+    wb.close()  # the worker process stays for the next fit until then
 
 
 def test_without_labels_there_are_no_metrics_and_no_mistakes_filter(embeddings, shapes_model):
@@ -211,3 +213,77 @@ def test_gap_toggle_with_one_prompt_explains_and_keeps_the_map(shapes_set, model
     assert "at least 2 prompts" in wb.status
     assert not wb.errors
     np.testing.assert_array_equal(wb.views["map"]._xy, before)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("circle", TypeError, "one string 'circle'"),
+        ([1, None], TypeError, r"got 1 \(int\)"),
+        (["circle", None], TypeError, r"got None"),
+        ([], ValueError, "empty"),
+        (["circle", "  "], ValueError, "blank entry '  '"),
+        (["circle", "square", "circle"], ValueError, "'circle' appears twice"),
+    ],
+)
+def test_bad_prompts_are_refused_naming_the_value_and_nothing_changes(wb, value, error, message):
+    before, shown = wb.prompts, wb.predictions
+    with pytest.raises(error, match=message):
+        wb.prompts = value
+    assert wb.prompts == before and wb.predictions is shown
+    assert wb.views["prompts"].prompts == before
+
+
+def test_prompts_read_what_is_applied_when_the_panel_holds_a_refused_edit(wb):
+    before = wb.prompts
+    panel = wb.views["prompts"]
+    panel.prompts = ["circle", '"circle"']  # typed in the panel: one display name twice
+    assert wb.errors and "appears twice" in wb.errors[-1]
+    assert wb.prompts == before == wb.predictions.classnames  # not the refused list
+    panel.prompts = []  # an empty panel is refused the same way
+    assert "no prompts given" in wb.errors[-1] and wb.prompts == before
+
+
+def test_searching_the_same_text_again_after_show_all_runs_it_again(wb):
+    box, grid = wb.views["search"], wb.views["grid"]
+    box.submit("a photo of a circle.")
+    hits = [item["id"] for item in grid.widget.items]
+    assert grid.widget.results_title == "a photo of a circle."
+    grid.clear_results()  # "show all" in the grid
+    assert grid.widget.results_title == ""
+    box.submit("a photo of a circle.")  # the same text again
+    assert grid.widget.results_title == "a photo of a circle."
+    assert [item["id"] for item in grid.widget.items] == hits
+    grid.sort_by = "confidence"  # a sort leaves the results too
+    box.submit("a photo of a circle.")
+    assert grid.widget.results_title == "a photo of a circle."
+
+
+def _background_threads() -> list[Any]:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("clipviz-umap")]
+
+
+def test_a_superseded_umap_fit_is_cancelled_and_close_stops_everything(
+    shapes_set, shapes_model, embeddings
+):
+    import multiprocessing
+
+    others = set(multiprocessing.active_children())  # e.g. another workbench's worker
+    wb = Workbench(
+        shapes_set, model=shapes_model, embeddings=embeddings, projection="umap", cache=False
+    )
+    projector = wb.controller.projector
+    first = projector._job
+    generation = projector.generation
+    wb.views["map"].center = True  # the gap toggle refits: the running fit is superseded
+    assert first.cancelled() and projector._job is not first
+    assert projector.generation > generation
+    first.thread.join(30)
+    assert not first.thread.is_alive()  # its child process was killed, its thread ended
+    assert wb.views["map"].method == "pca" and wb.projection.params["center"] is True
+    wb.close()  # while the second fit runs
+    assert _background_threads() == []
+    assert set(multiprocessing.active_children()) - others == set()  # its UMAP child is gone
+    assert wb.views["map"].pending == "" and not wb.errors

@@ -1,7 +1,9 @@
 """The Workbench: prompts, prediction grid, joint map, heatmap and metrics, all linked.
 
-It owns the shared state (embeddings, prompt vectors, predictions, metrics, selection) and
-decides what to recompute; the views only draw and report user actions. Images are embedded
+The Workbench is the public face: it resolves the inputs into ``ImageData``, creates the views
+and hands every user action to its ``Controller`` (controller.py), which owns the applied state
+(``PromptConfig``, ``PromptResults`` for A and B, the selection) and decides what to recompute;
+the views only draw and report user actions. Images are embedded
 once; a prompt edit encodes only new texts and runs one update; the map is fitted once and new
 prompts are placed into it. Errors in callbacks go to an Output area and leave the previous
 state in place.
@@ -9,20 +11,20 @@ state in place.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import traitlets as t
 
-from clipviz.app import inputs, policy
+from clipviz.app import inputs
+from clipviz.app.controller import Controller, make_views
 from clipviz.app.projection import Projector
 from clipviz.app.prompts import TextCache
+from clipviz.app.state import ImageData, PromptConfig, UpdateLog, with_labels
 from clipviz.compute.types import ImageEmbeddings
-from clipviz.views.prompt_panel import parse_lines
+from clipviz.engine.prompts import check_prompt_names
 
 
 class Workbench(t.HasTraits):
@@ -56,7 +58,8 @@ class Workbench(t.HasTraits):
         Embedding and projection disk cache (see ``clipviz.embed_images``).
     """
 
-    selection = t.List(t.Unicode())
+    # no per-element trait: traitlets validates List(Unicode()) item by item (~0.2 s per 13k ids)
+    selection = t.List()
 
     def __init__(
         self,
@@ -82,35 +85,25 @@ class Workbench(t.HasTraits):
         self.model = model
         self.k = int(k)
         self._cache = cache  # embeddings, projections and thumbnails
-        self._texts = TextCache(model)
-        self.images, self.embeddings = inputs.resolve_images(
+        images, emb = inputs.resolve_images(
             images, embeddings, model, batch_size=batch_size, cache=cache
         )
-        self.ids: list[str] = list(self.embeddings.ids)
-        self._index = {i: n for n, i in enumerate(self.ids)}
-        self.labels = inputs.resolve_labels(labels, self.embeddings, self.images)
-        if self.labels != self.embeddings.labels:  # zero_shot reads the labels from here
-            self.embeddings = dataclasses.replace(self.embeddings, labels=self.labels)
+        labels = inputs.resolve_labels(labels, emb, images)
         if classnames is None:
-            if self.labels is None:
+            if labels is None:
                 raise ValueError("no classnames and no true labels: pass classnames=[...]")
-            classnames = sorted(set(self.labels))
-        self.errors: list[str] = []
-        self.last_error = ""  # shown in the status line until the next successful update
-        self.notes_a: list[str] = []  # e.g. labels that no prompt names (left out of metrics)
-        self.notes_b: list[str] = []
-        self.updates = 0  # one per recomputation of the prompt-dependent views
-        self.last_update_s = 0.0
-        self.timings: dict[str, float] = {}  # seconds per step of the last update
-        self._lock = threading.RLock()
-        self._linking = False
-        self._searching = False
-        self.prompt_embeddings: Any = None
-        self.predictions: Any = None
-        self.metrics: Any = None
-        self.predictions_b: Any = None
-        self.metrics_b: Any = None
-        self._applied: dict[str, Any] = {}
+            classnames = sorted(set(labels))
+        config = PromptConfig(
+            tuple(check_prompt_names(classnames, "classnames")),
+            tuple(check_prompt_names(prompts_b, "prompts_b")) if prompts_b else (),
+            templates if isinstance(templates, str) else tuple(templates),
+        )
+        self.data = ImageData(with_labels(emb, labels), labels, images)
+        self.data.thumbnails = inputs.thumbnails_for(
+            images, self.data.ids, thumbnail_size, cache=cache
+        )
+        self.log = UpdateLog()
+        self._lock = threading.RLock()  # background fits and widget callbacks take turns
         import ipywidgets
 
         self._widget: Any = None
@@ -118,43 +111,151 @@ class Workbench(t.HasTraits):
         self._status: Any = None
         self._snapshot: Any = None  # the static output shown with the widget (snapshot.py)
         self.status = ""
-        self._projector = Projector(
-            projection, self._on_projection_ready, self._report, cache=cache
+        self._closed = False
+        projector = Projector(
+            projection,
+            self._on_projection_ready,
+            self._report,
+            on_progress=lambda text: self.set_status(),
+            cache=cache,
         )
-        self.views = policy.make_views(
-            self, list(classnames), templates, list(prompts_b or []), thumbnail_size
+        self._views = make_views(self.data, config, self.data.thumbnails)
+        self.views = self._views.as_dict()
+        self.controller = Controller(
+            self.data,
+            self._views,
+            TextCache(model),
+            projector,
+            k=self.k,
+            log=self.log,
+            set_status=self.set_status,
         )
-        policy.initial_update(self)
-        policy.connect(self)
+        self.controller.apply(config)
+        with self._lock:
+            self.controller.refit_map()
+        for view in (self._views.map, self._views.heatmap):
+            if self.data.thumbnails is not None:
+                view.set_thumbnails(self.data.thumbnails)
+        self._connect()
+
+    def _connect(self) -> None:
+        """Observe the views: prompt edits, search, the modality-gap toggle, selections."""
+        views, ctl = self._views, self.controller
+        views.prompts.observe(self.guarded(ctl.on_prompt_panel), names="revision")
+        views.search.observe(self.guarded(ctl.on_search), names=["query", "k", "submits"])
+        views.map.observe(self.guarded(ctl.refit_map), names="center")
+        for view in views.selectable:
+            view.observe(self.guarded(self._on_view_selection), names="selection")
 
     # ------------------------------------------------------------ python handles
     @property
+    def ids(self) -> list[str]:
+        """Image ids, in row order of every array."""
+        return self.data.ids
+
+    @property
+    def labels(self) -> list[str] | None:
+        """True labels (or None)."""
+        return self.data.labels
+
+    @property
+    def embeddings(self) -> ImageEmbeddings:
+        """The image embeddings (carrying the true labels)."""
+        return self.data.embeddings
+
+    @property
+    def images(self) -> Any:
+        """The ImageSet, or None when only embeddings were given."""
+        return self.data.images
+
+    @property
+    def thumbnails(self) -> Any:
+        """The lazy ``ThumbnailStore`` (``.page(indices)``, ``.thumbnail(i)``), or None without
+        an ImageSet."""
+        return self.data.thumbnails
+
+    @property
     def prompts(self) -> list[str]:
-        """Prompt set A (settable: same effect as typing them and pressing Apply)."""
-        return list(self.views["prompts"].prompts)
+        """Prompt set A as applied (settable: same effect as typing them and pressing Apply).
+
+        Raises
+        ------
+        TypeError, ValueError
+            One string instead of a list, a non-string item, a blank entry, an empty list or
+            a repeated prompt; nothing changes then.
+        """
+        applied = self.controller.applied
+        return list(applied.prompts) if applied is not None else []
 
     @prompts.setter
     def prompts(self, value: Sequence[str]) -> None:
-        self.views["prompts"].prompts = parse_lines([str(v) for v in value])
+        self._views.prompts.prompts = check_prompt_names(value, "prompts")
 
     @property
     def prompts_b(self) -> list[str]:
-        """Prompt set B for the A/B comparison (settable)."""
-        return list(self.views["prompts"].prompts_b)
+        """Prompt set B for the A/B comparison, as applied (settable; [] for none)."""
+        applied = self.controller.applied
+        return list(applied.prompts_b) if applied is not None else []
 
     @prompts_b.setter
     def prompts_b(self, value: Sequence[str]) -> None:
-        self.views["prompts"].prompts_b = parse_lines([str(v) for v in value])
+        names = check_prompt_names(value, "prompts_b") if len(value) else []
+        self._views.prompts.prompts_b = names
+
+    @property
+    def prompt_embeddings(self) -> Any:
+        """PromptEmbeddings of set A."""
+        return self.controller.a.prompts if self.controller.a else None
+
+    @property
+    def predictions(self) -> Any:
+        """Predictions of set A."""
+        return self.controller.a.predictions if self.controller.a else None
+
+    @property
+    def metrics(self) -> Any:
+        """Metrics of set A (None without labels or matching prompts)."""
+        return self.controller.a.metrics if self.controller.a else None
+
+    @property
+    def predictions_b(self) -> Any:
+        """Predictions of set B (None without one)."""
+        return self.controller.b.predictions if self.controller.b else None
+
+    @property
+    def metrics_b(self) -> Any:
+        """Metrics of set B (None without one)."""
+        return self.controller.b.metrics if self.controller.b else None
+
+    @property
+    def updates(self) -> int:
+        """One per recomputation of the prompt-dependent views."""
+        return self.log.updates
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds per step of the last update."""
+        return self.log.timings
+
+    @property
+    def last_update_s(self) -> float:
+        """Seconds the last update took."""
+        return self.log.last_update_s
+
+    @property
+    def errors(self) -> list[str]:
+        """Every error a callback raised, as "Type: message"."""
+        return self.log.errors
 
     @property
     def projection(self) -> Any:
         """The 2-D projection shown in the map now (a ``compute.Projection``)."""
-        return self._projector.current
+        return self.controller.projector.current
 
     @property
     def text_encodes(self) -> int:
         """How many prompt texts were sent through the model so far."""
-        return self._texts.encoded
+        return self.controller.texts.encoded
 
     def search(self, text: str, k: int | None = None) -> Any:
         """Show the ``k`` images most similar to ``text`` in the grid; returns them as a DataFrame.
@@ -171,15 +272,15 @@ class Workbench(t.HasTraits):
         pandas.DataFrame or None
             Columns id, score, label (true label, or None); None for an empty text.
         """
-        box = self.views["search"]
-        self._searching = True
+        box = self._views.search
+        self.controller.searching = True
         try:
             box.query = text
             if k is not None:
                 box.k = int(k)
         finally:
-            self._searching = False
-        return policy.run_search(self, text, box.k)
+            self.controller.searching = False
+        return self.controller.run_search(text, box.k)
 
     def save_html(self, path: Any, **options: Any) -> Any:
         """Write a static HTML snapshot (grid, map, heatmap, metrics) that needs no kernel.
@@ -198,50 +299,70 @@ class Workbench(t.HasTraits):
 
     def wait_for_projection(self, timeout: float | None = None) -> bool:
         """Block until a background UMAP fit is shown; True when none is pending."""
-        return self._projector.wait(timeout)
+        return self.controller.projector.wait(timeout)
+
+    def close(self) -> None:
+        """Stop all background work (the UMAP fit and its child process); views stay as drawn."""
+        self._closed = True
+        self.controller.projector.close()
+        self._views.map.pending = ""
+        self.set_status()
 
     # ---------------------------------------------------------------- selection
     @t.validate("selection")
     def _check_selection(self, proposal: dict[str, Any]) -> list[str]:
-        value = [str(v) for v in proposal["value"]]
-        unknown = [v for v in value if v not in self._index]
-        if unknown:
+        value = list(dict.fromkeys(str(v) for v in proposal["value"]))
+        rows = self.data.rows_of(value)
+        if (rows < 0).any():
+            unknown = [v for v, r in zip(value, rows, strict=True) if r < 0]
             raise t.TraitError(
                 f"selection has ids that are not images of this workbench: {unknown[:5]}; "
                 f"use ids from wb.ids (e.g. {self.ids[:2]})"
             )
-        return list(dict.fromkeys(value))
+        return value
 
     @t.observe("selection")
     def _selection_changed(self, change: dict[str, Any]) -> None:
-        policy.propagate_selection(self, change["new"])
+        self.controller.select(change["new"])
+
+    def _on_view_selection(self, change: dict[str, Any]) -> None:
+        """A user selected in one view: that becomes the workbench's selection."""
+        if not self.controller.is_linking():
+            self.selection = list(change["new"])
 
     # ------------------------------------------------------------------- errors
     def guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a callback so that its errors land in the Output area, not in the void."""
+        """Wrap a callback: run it under the lock; its errors land in the Output area."""
 
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                with self._lock:
+                    return fn(*args, **kwargs)
             except Exception as err:  # shown to the user; the previous state stays in place
                 self._report(err)
                 return None
 
         return run
 
+    @property
+    def last_error(self) -> str:
+        """The error shown in the status line until the next successful update."""
+        return self.log.last_error
+
     def _report(self, err: BaseException) -> None:
         text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-        self.errors.append(f"{type(err).__name__}: {err}")
+        self.log.errors.append(f"{type(err).__name__}: {err}")
         self._output.append_stderr(text)
-        self.last_error = f"{type(err).__name__}: {err}"
+        self.log.last_error = f"{type(err).__name__}: {err}"
         self.set_status()
 
     def set_status(self, text: str | None = None) -> None:
         """Update the status line (escaped; computed from the state when no text is given)."""
         from clipviz.views._html import escape
 
+        controller = getattr(self, "controller", None)
         if text is None:
-            text = policy.status_text(self)
+            text = controller.status_text() if controller is not None else ""
         self.status = text
         if self._status is not None:
             self._status.value = f"<span class='clipviz-status-text'>{escape(text)}</span>"
@@ -250,18 +371,8 @@ class Workbench(t.HasTraits):
 
     # ------------------------------------------------------------- projection
     def _on_projection_ready(self, proj: Any) -> None:
-        self.guarded(policy.show_projection)(self, proj)
-
-    def timed(self, fn: Callable[[], None]) -> None:
-        """Run one update, count it and time it."""
-        start = time.perf_counter()
-        self.timings = {}
-        with self._lock:
-            fn()
-        self.last_update_s = time.perf_counter() - start
-        self.updates += 1
-        self.last_error = ""  # a successful update replaces the error shown
-        self.set_status()
+        if not self._closed:
+            self.guarded(self.controller.show_projection)(proj)
 
     # ------------------------------------------------------------------ widget
     @property
@@ -296,5 +407,5 @@ class Workbench(t.HasTraits):
     def __repr__(self) -> str:
         return (
             f"Workbench({len(self.ids)} images, {len(self.prompts)} prompts, "
-            f"map={self._projector.method})"
+            f"map={self.controller.projector.method})"
         )

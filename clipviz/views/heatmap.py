@@ -1,37 +1,52 @@
 """The similarity heatmap: images (rows) x prompts (columns) cosine similarity, in plotly.
 
 A traitlets state object whose ``PlotlyFigure`` is built on first use. Rows can be ordered by true
-label, by predicted class or kept in input order. Above ``max_rows`` images, consecutive images
-of the same group are averaged into one row (the title says so), so 10k+ images stay a
-1,000-row heatmap that the browser draws at once; clicking such a row selects all its images.
+label, by predicted class or kept in input order. Up to ``max_rows`` images there is one row per
+image; above, one row per class (its mean similarity; runs of images in input order) followed
+by a drill-down into the selection: each selected image, or the selection's mean per class.
+So a million images are a few dozen rows, never a million labels; clicking a row selects its
+images. Grouping uses integer codes (``_heatmap_rows``), not one string per image.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from traitlets import Enum, HasTraits, List, Tuple, Unicode, observe
+from traitlets import Enum, HasTraits, List, TraitError, Tuple, Unicode, observe, validate
 
-from clipviz.views._html import escape, escape_all
+from clipviz.views import _heatmap_rows as hr
 from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
-from clipviz.views._plotting import HoverPanel, as_strings, check_thumbnails, unique_names
+from clipviz.views._plotting import HoverPanel, check_thumbnails, unique_names
 
 _MAX_TICKS = 60  # more rows than this: no row tick labels (hover still names them)
 _MAX_MARKS = 50  # at most this many outlined runs of selected rows
+Codes = tuple[np.ndarray, Sequence[str]]
 
 
-@dataclass
-class _Rows:
-    """The heatmap rows: ``members[r]`` are the image indices averaged into row ``r``."""
+def _text(value: object) -> str:
+    """Escape once for plotly's text: < > & as entities; quotes stay (plotly shows &quot; raw)."""
+    return html.escape(str(value), quote=False)
 
-    members: list[np.ndarray]
-    names: list[str]  # escaped, unique (plotly merges equal categories)
-    z: np.ndarray  # (R, C) mean similarity
-    aggregated: bool
-    note: str  # plain text, for the title
+
+def _as_grouping(values: Sequence[str] | Codes | None, n: int, name: str) -> hr.Grouping | None:
+    """Labels as integer codes: from ``(codes, names)`` as given, or by factorising strings."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a list of strings, not a single string {values!r}")
+    if isinstance(values, tuple) and len(values) == 2 and isinstance(values[0], np.ndarray):
+        codes, names = values
+        if codes.shape != (n,):
+            raise ValueError(f"{name} codes have shape {codes.shape}; expected ({n},)")
+        return hr.Grouping(np.asarray(codes, np.int64), [str(x) for x in names])
+    strings = [str(v) for v in values]
+    if len(strings) != n:
+        raise ValueError(f"{name} has {len(strings)} entries but {n} were expected (one per item)")
+    names, codes = np.unique(np.asarray(strings, dtype=object), return_inverse=True)
+    return hr.Grouping(codes.reshape(-1).astype(np.int64), [str(x) for x in names])
 
 
 class SimilarityHeatmap(HasTraits):
@@ -40,7 +55,8 @@ class SimilarityHeatmap(HasTraits):
     Parameters
     ----------
     max_rows : int
-        Most rows drawn; above this many images, rows average consecutive images of a group.
+        Up to this many images, one row per image; above, one row per class plus the
+        drill-down into the selection.
     height : int
         Figure height in pixels.
 
@@ -53,12 +69,14 @@ class SimilarityHeatmap(HasTraits):
         The last clicked cell (the first image of the row when rows are averaged).
     hover : str or None
         Id of the image under the mouse (first image of an averaged row).
+    row_keys : list of RowKey
+        What each drawn row stands for (an image, a class, the selection's part of a class).
     order : {"label", "predicted", "input"}
         Row order: grouped by true label, by predicted class, or as given. Falls back to the
         next available order (noted in the title) when labels are missing.
     """
 
-    selection = List(Unicode())
+    selection = List()  # of str; checked in _check_selection (List(Unicode()) is slow at 10k+)
     click = Tuple()
     hover = Unicode(None, allow_none=True)
     order = Enum(("label", "predicted", "input"), default_value="label")
@@ -70,13 +88,17 @@ class SimilarityHeatmap(HasTraits):
         self.max_rows = int(max_rows)
         self.height = int(height)
         self._sim = np.zeros((0, 0), np.float32)
-        self._ids: list[str] = []
-        self._index: dict[str, int] = {}
+        self._ids: Sequence[str] = []
+        self._index: Any = None  # pandas Index over the ids, built on the first selection
         self._prompts: list[str] = []
-        self._labels: list[str] | None = None
-        self._predicted: list[str] | None = None
+        self._labels: hr.Grouping | None = None
+        self._predicted: hr.Grouping | None = None
         self._thumbs: list[bytes] | None = None
-        self._rows = _Rows([], [], np.zeros((0, 0)), False, "")
+        self._selected = np.zeros(0, np.int64)
+        self.row_keys: list[hr.RowKey] = []
+        self._names: list[str] = []
+        self._z = np.zeros((0, 0), np.float32)
+        self._note = ""
         self._fig: Any = None
         self._widget: Any = None
         self._panel: HoverPanel | None = None
@@ -87,36 +109,39 @@ class SimilarityHeatmap(HasTraits):
         similarity: Any,
         image_ids: Sequence[str],
         prompts: Sequence[str],
-        labels: Sequence[str] | None = None,
-        predicted: Sequence[str] | None = None,
+        labels: Sequence[str] | Codes | None = None,
+        predicted: Sequence[str] | Codes | None = None,
     ) -> None:
         """Set the similarity matrix and its row/column names.
 
         Parameters
         ----------
         similarity : array (N, C)
-            Cosine similarity of each image to each prompt.
+            Cosine similarity of each image to each prompt (float32 is kept without a copy).
         image_ids : list of str
-            One id per row.
+            One id per row (kept as given, not copied).
         prompts : list of str
             One prompt (or class name) per column.
-        labels, predicted : list of str, optional
-            True and predicted label per image, used by ``order``.
+        labels, predicted : list of str or (codes, names), optional
+            True and predicted label per image, used by ``order``: strings, or an (N,) integer
+            array of codes into ``names`` (cheaper for many images).
         """
         sim = np.asarray(similarity, dtype=np.float32)
-        ids = [str(i) for i in image_ids]
-        if sim.ndim != 2 or sim.shape != (len(ids), len(prompts)):
+        n = len(image_ids)
+        if sim.ndim != 2 or sim.shape != (n, len(prompts)):
             raise ValueError(
-                f"similarity must have shape (images, prompts) = ({len(ids)}, {len(prompts)}), "
+                f"similarity must have shape (images, prompts) = ({n}, {len(prompts)}), "
                 f"got {sim.shape}"
             )
         if not np.isfinite(sim).all():
             raise ValueError("similarity contains NaN or infinite values")
-        self._prompts = as_strings(prompts, "prompts", sim.shape[1]) or []
-        self._labels = as_strings(labels, "labels", len(ids))
-        self._predicted = as_strings(predicted, "predicted", len(ids))
-        self._sim, self._ids = sim, ids
-        self._index = {i: k for k, i in enumerate(ids)}
+        self._prompts = [str(p) for p in prompts]
+        self._labels = _as_grouping(labels, n, "labels")
+        self._predicted = _as_grouping(predicted, n, "predicted")
+        if image_ids is not self._ids:
+            self._index = None
+        self._sim, self._ids = sim, image_ids
+        self._selected = self._rows_of(self.selection)
         self._redraw()
 
     def set_thumbnails(self, thumbnails: Sequence[bytes] | None) -> None:
@@ -126,7 +151,22 @@ class SimilarityHeatmap(HasTraits):
     @property
     def row_ids(self) -> list[list[str]]:
         """The image ids in each drawn row, top to bottom (one id per row unless averaged)."""
-        return [[self._ids[i] for i in m] for m in self._rows.members]
+        return [[self._ids[i] for i in self._members(r)] for r in range(len(self.row_keys))]
+
+    def _members(self, r: int) -> np.ndarray:
+        grouping = self._grouping() or hr.Grouping(None, [])
+        key = self.row_keys[r]
+        return hr.members(key, grouping, self._selected, len(self._ids), self.max_rows)
+
+    def _rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        if not ids:
+            return np.zeros(0, np.int64)
+        if self._index is None:
+            import pandas as pd
+
+            self._index = pd.Index(self._ids)
+        rows = np.asarray(self._index.get_indexer(list(ids)), np.int64)
+        return rows[rows >= 0]
 
     # ------------------------------------------------------------------ widget
     @property
@@ -137,7 +177,7 @@ class SimilarityHeatmap(HasTraits):
             trace["colorbar"] = {"len": 0.9}
             layout = {
                 "height": self.height,
-                "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                "margin": {"l": 10, "r": 10, "t": 40, "b": 40},
                 "yaxis": {"autorange": "reversed", "type": "category"},
                 "xaxis": {"type": "category", "side": "top"},
             }
@@ -167,73 +207,89 @@ class SimilarityHeatmap(HasTraits):
         return self.widget._repr_mimebundle_(**kwargs)
 
     # ------------------------------------------------------------------ rows
-    def _effective_order(self) -> tuple[str, list[str] | None]:
-        """The order actually used (the chosen one, else the next that has data) and its keys."""
+    def _effective_order(self) -> str:
+        """The order actually used: the chosen one, else the next that has data."""
         chain = ("label", "predicted", "input")
-        keys = {"label": self._labels, "predicted": self._predicted}
         for name in chain[chain.index(self.order) :]:
-            if name == "input":
-                break
-            if keys[name] is not None:
-                return name, keys[name]
-        return "input", None
+            if name == "input" or self._grouping_for(name) is not None:
+                return name
+        return "input"
 
-    def _build_rows(self) -> _Rows:
-        n = len(self._ids)
-        used, key = self._effective_order()
+    def _grouping_for(self, order: str) -> hr.Grouping | None:
+        return {"label": self._labels, "predicted": self._predicted}.get(order)
+
+    def _grouping(self) -> hr.Grouping | None:
+        return self._grouping_for(self._effective_order())
+
+    def _row_name(self, key: hr.RowKey, names: list[str]) -> str:
+        if key.kind == "image":
+            return _text(self._ids[key.value])
+        if key.kind == "selected":
+            return "▸ " + _text(self._ids[key.value])
+        if key.kind == "chunk":
+            first = key.value * -(-len(self._ids) // self.max_rows)
+            return f"{key.size:,} images from {_text(self._ids[first])}"
+        name = _text(names[key.value]) if key.value >= 0 else "all"
+        if key.kind == "group":
+            return f"{name} · {key.size:,} images"
+        return f"selected · {name} · {key.size:,}"
+
+    def _build_rows(self) -> None:
+        used = self._effective_order()
         wanted = {"label": "true", "predicted": "predicted"}.get(self.order, "")
         note = "" if used == self.order else f"no {wanted} labels: rows in {used} order · "
-        if key is None:
-            order = np.arange(n)
-            groups = [order] if n else []
-        else:
-            order = np.array(sorted(range(n), key=lambda i: key[i]), dtype=np.int64)
-            sorted_keys = [key[i] for i in order]
-            cuts = [i for i in range(1, n) if sorted_keys[i] != sorted_keys[i - 1]]
-            groups = np.split(order, cuts) if n else []
-        step = -(-n // self.max_rows) if n else 1  # ceil: images per averaged row
-        if step <= 1:
-            members = [np.array([i]) for i in order]
-            names = unique_names(escape_all(self._ids[i] for i in order))
-            return _Rows(members, names, self._sim[order], False, note)
-        members, names = [], []
-        for group in groups:
-            for start in range(0, len(group), step):
-                chunk = group[start : start + step]
-                members.append(chunk)
-                head = escape(key[chunk[0]]) if key is not None else "images"
-                names.append(f"{head} · {len(chunk)} images from {escape(self._ids[chunk[0]])}")
-        z = np.stack([self._sim[m].mean(axis=0) for m in members])
-        note += f"each row averages up to {step} images ({n} images, {len(members)} rows) · "
-        return _Rows(members, unique_names(names), z, True, note)
+        grouping = self._grouping() or hr.Grouping(None, [])
+        keys, z = hr.build_rows(self._sim, grouping, self._selected, self.max_rows)
+        n = len(self._ids)
+        if n > self.max_rows:
+            what = "class" if grouping.codes is not None else "run of images"
+            note += f"{n:,} images: one row per {what}"
+            note += (
+                "; ▸ rows: the selection · " if len(self._selected) else "; select to drill down · "
+            )
+        self.row_keys, self._z, self._note = keys, z, note
+        self._names = unique_names([self._row_name(k, grouping.names) for k in keys])
+
+    def _column_margin(self) -> int:
+        """Top margin for the column labels: plotly turns them 90 degrees when crowded."""
+        longest = max((len(p) for p in self._prompts), default=0)
+        if len(self._prompts) <= 4 or longest <= 8:
+            return 40
+        return 20 + 7 * min(longest, 40)
 
     def _redraw(self) -> None:
-        self._rows = self._build_rows()
+        self._build_rows()
         if self._fig is None:
             return
-        rows = self._rows
-        z = rows.z.astype(np.float32)  # binary float32 rows, 4 bytes per cell
+        z = self._z  # binary float32 rows, 4 bytes per cell
         trace: dict[str, Any] = {
             "z": z,
-            "x": unique_names(escape_all(self._prompts)),
-            "y": rows.names,
-            "hovertemplate": "image: %{y}<br>prompt: %{x}<br>cosine: %{z:.3f}<extra></extra>",
+            "x": unique_names([_text(p) for p in self._prompts]),
+            "y": self._names,
+            "hovertemplate": "%{y}<br>prompt: %{x}<br>cosine: %{z:.3f}<extra></extra>",
         }
         if z.size:
             trace["zmin"], trace["zmax"] = float(z.min()), float(z.max())
-        title = escape(rows.note) + "cosine similarity, images × prompts"
+        title = _text(self._note) + "cosine similarity, images × prompts"
         with self._fig.batch():
             self._fig.update_traces({0: trace})
             self._fig.update_layout(
-                yaxis={"showticklabels": len(rows.names) <= _MAX_TICKS},
-                title={"text": title, "font": {"size": 12}},
+                yaxis={"showticklabels": len(self._names) <= _MAX_TICKS},
+                # below the plot: at the top it ran into the rotated column labels
+                title={
+                    "text": title,
+                    "font": {"size": 12},
+                    "y": 0.01,
+                    "yanchor": "bottom",
+                    "yref": "container",
+                },
+                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": 40},
             )
             self._mark_selection()
 
     def _mark_selection(self) -> None:
         """Outline the rows holding selected images (contiguous runs merged into one box)."""
-        chosen = {self._index[i] for i in self.selection if i in self._index}
-        hit = [r for r, m in enumerate(self._rows.members) if chosen.intersection(m.tolist())]
+        hit = self._selected_rows()
         runs: list[list[int]] = []
         for r in hit:
             if runs and runs[-1][1] == r - 1:
@@ -256,14 +312,44 @@ class SimilarityHeatmap(HasTraits):
         ]
         self._fig.update_layout(shapes=shapes)
 
+    def _selected_rows(self) -> list[int]:
+        """Rows holding a selected image (drill-down rows, the classes they belong to)."""
+        if not len(self._selected):
+            return []
+        grouping = self._grouping()
+        chosen = set(self._selected.tolist())
+        groups = set(np.unique(grouping.codes[self._selected]).tolist()) if grouping else set()
+        hit = []
+        for r, key in enumerate(self.row_keys):
+            if key.kind in ("selected", "selected_group"):
+                hit.append(r)
+            elif key.kind == "image" and key.value in chosen:
+                hit.append(r)
+            elif key.kind == "group" and key.value in groups:
+                hit.append(r)
+            elif key.kind == "chunk" and chosen.intersection(self._members(r).tolist()):
+                hit.append(r)
+        return hit
+
     @observe("order")
     def _on_order(self, change: Any) -> None:
         self._redraw()
 
+    @validate("selection")
+    def _check_selection(self, proposal: Any) -> list[str]:
+        value = proposal["value"]
+        bad = next((v for v in value if not isinstance(v, str)), None)
+        if bad is not None:
+            raise TraitError(f"selection holds image ids (str), got {bad!r}")
+        return list(value)
+
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
         # Outlines are layout shapes: drawing them raises no figure event, so no echo guard.
-        if self._fig is not None:
+        self._selected = self._rows_of(change["new"])
+        if len(self._ids) > self.max_rows:
+            self._redraw()  # the drill-down rows follow the selection
+        elif self._fig is not None:
             self._mark_selection()
 
     # ------------------------------------------------------------------ events
@@ -277,11 +363,11 @@ class SimilarityHeatmap(HasTraits):
             r, c = int(ind[0]), int(ind[1])
         else:  # fall back on the category names plotly also reports
             try:
-                r = self._rows.names.index(point.get("y"))
-                c = unique_names(escape_all(self._prompts)).index(point.get("x"))
+                r = self._names.index(point.get("y"))
+                c = unique_names([_text(p) for p in self._prompts]).index(point.get("x"))
             except ValueError:
                 return None
-        if 0 <= r < len(self._rows.members) and 0 <= c < len(self._prompts):
+        if 0 <= r < len(self.row_keys) and 0 <= c < len(self._prompts):
             return r, c
         return None
 
@@ -290,7 +376,7 @@ class SimilarityHeatmap(HasTraits):
         if cell is None:
             return
         r, c = cell
-        ids = [self._ids[i] for i in self._rows.members[r]]
+        ids = [self._ids[i] for i in self._members(r)]
         self.click = (ids[0], self._prompts[c])
         self.selection = ids
 
@@ -299,13 +385,11 @@ class SimilarityHeatmap(HasTraits):
         if cell is None:
             return
         r, c = cell
-        members = self._rows.members[r]
+        members = self._members(r)
         first = int(members[0])
         self.hover = self._ids[first]
         lines = [self._ids[first], f"prompt: {self._prompts[c]}"]
-        lines.append(
-            f"cosine: {self._rows.z[r, c]:.3f}" + (" (row mean)" if len(members) > 1 else "")
-        )
+        lines.append(f"cosine: {self._z[r, c]:.3f}" + (" (row mean)" if len(members) > 1 else ""))
         if len(members) > 1:
             lines.append(f"row of {len(members)} images")
         if self._panel is not None:

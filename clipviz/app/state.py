@@ -1,0 +1,138 @@
+"""The Workbench's state, typed: what the images are, what is applied, what came out.
+
+``ImageData`` is fixed at construction; ``PromptConfig`` is what the prompt panel committed;
+``PromptResults`` is one prompt set's outcome (A, or B for the comparison); ``UpdateLog``
+counts and times the updates. The ``Controller`` (controller.py) is the only writer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from clipviz.compute.types import ImageEmbeddings, PromptEmbeddings
+from clipviz.compute.zeroshot import Predictions
+
+
+@dataclass
+class ImageData:
+    """The images of a workbench: embeddings, true labels, optional ImageSet and thumbnails.
+
+    ``ids`` is the embeddings' own list (not a copy); the id -> row index and the label codes
+    are built on first use, so a million images cost nothing for them until needed.
+    """
+
+    embeddings: ImageEmbeddings
+    labels: list[str] | None
+    images: Any = None
+    thumbnails: list[bytes] | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return self.embeddings.ids
+
+    def __len__(self) -> int:
+        return len(self.embeddings.ids)
+
+    @cached_property
+    def index(self) -> Any:
+        """A pandas Index over the ids (hash look-up in C: ~0.2 s to build for 1M ids)."""
+        import pandas as pd
+
+        return pd.Index(self.ids)
+
+    def rows_of(self, ids: list[str]) -> np.ndarray:
+        """Row numbers of ``ids``; -1 for an unknown id."""
+        if not ids:
+            return np.zeros(0, np.int64)
+        return np.asarray(self.index.get_indexer(ids), np.int64)
+
+    @cached_property
+    def label_codes(self) -> tuple[np.ndarray, list[str]] | None:
+        """(N,) int32 codes into the sorted distinct labels, or None without labels."""
+        if self.labels is None:
+            return None
+        import pandas as pd
+
+        codes, names = pd.factorize(pd.Series(self.labels, dtype=object), sort=True)
+        return codes.astype(np.int32), [str(x) for x in names]
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """The prompt panel's committed fields (what an update computes from)."""
+
+    prompts: tuple[str, ...]
+    prompts_b: tuple[str, ...] = ()
+    templates: str | tuple[str, ...] = "single"
+    ensemble: bool = True
+
+    @classmethod
+    def from_panel(cls, panel: Any) -> PromptConfig:
+        templates = panel.templates
+        return cls(
+            tuple(panel.prompts),
+            tuple(panel.prompts_b),
+            templates if isinstance(templates, str) else tuple(templates),
+            bool(panel.ensemble),
+        )
+
+    def template_arg(self) -> str | list[str]:
+        return self.templates if isinstance(self.templates, str) else list(self.templates)
+
+    def differs_a(self, other: PromptConfig | None) -> bool:
+        """True when prompt set A must be recomputed going from ``other`` to this config."""
+        return other is None or self.prompts != other.prompts or self._shared(other)
+
+    def differs_b(self, other: PromptConfig | None) -> bool:
+        """True when prompt set B must be recomputed going from ``other`` to this config."""
+        return other is None or self.prompts_b != other.prompts_b or self._shared(other)
+
+    def _shared(self, other: PromptConfig) -> bool:
+        return self.templates != other.templates or self.ensemble != other.ensemble
+
+    def as_panel_fields(self) -> dict[str, Any]:
+        """The fields to put back into the prompt panel (e.g. after a refused edit)."""
+        return {
+            "prompts": list(self.prompts),
+            "prompts_b": list(self.prompts_b),
+            "templates": self.template_arg(),
+            "ensemble": self.ensemble,
+        }
+
+
+@dataclass
+class PromptResults:
+    """One prompt set's applied outcome: its vectors, predictions, metrics and notes."""
+
+    prompts: PromptEmbeddings
+    predictions: Predictions
+    metrics: Any = None  # compute.Metrics, or None without labels / matching prompts
+    notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def top1(self) -> np.ndarray:
+        """(N,) int32 predicted class per image (codes into ``predictions.classnames``)."""
+        return self.predictions.topk_indices[:, 0].astype(np.int32)
+
+
+@dataclass
+class UpdateLog:
+    """How many updates ran, how long the last took (per step), and the errors so far."""
+
+    updates: int = 0
+    last_update_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    last_error: str = ""  # shown in the status line until the next successful update
+
+
+def with_labels(emb: ImageEmbeddings, labels: list[str] | None) -> ImageEmbeddings:
+    """The embeddings carrying ``labels`` (zero_shot reads them from there); no vector copy."""
+    if labels is emb.labels or labels == emb.labels:
+        return emb
+    return dataclasses.replace(emb, labels=labels)

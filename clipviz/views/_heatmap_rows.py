@@ -1,0 +1,97 @@
+"""Which rows the heatmap draws: one per image when few, else one per group plus a drill-down.
+
+Grouping works on integer codes (``(codes, names)``), never on one Python string per image, so
+a million images cost a few ``np.bincount`` passes. A row is a ``RowKey``; the image indices
+behind it are resolved only when asked (a click, a hover, a test), not for every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DRILL_IMAGES = 30  # a selection up to this size gets one row per selected image
+
+
+@dataclass(frozen=True)
+class RowKey:
+    """One heatmap row: ``kind`` is "image", "group", "chunk", "selected" or "selected_group"."""
+
+    kind: str
+    value: int  # image index, group code, or chunk number
+    size: int
+
+
+@dataclass
+class Grouping:
+    """Integer codes per image and the names they stand for (None: input order, no groups)."""
+
+    codes: np.ndarray | None
+    names: list[str]
+
+
+def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndarray | None = None):
+    """(G, C) mean similarity per group code (over ``rows`` only, when given) and (G,) sizes."""
+    c = codes if rows is None else codes[rows]
+    counts = np.bincount(c, minlength=n_groups)
+    sub = sim if rows is None else sim[rows]
+    sums = np.stack(
+        [np.bincount(c, weights=sub[:, j], minlength=n_groups) for j in range(sim.shape[1])], axis=1
+    )
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
+
+
+def build_rows(
+    sim: np.ndarray, grouping: Grouping, selected: np.ndarray, max_rows: int
+) -> tuple[list[RowKey], np.ndarray]:
+    """The rows to draw and their (R, C) values.
+
+    Up to ``max_rows`` images: one row per image, ordered by group (stable). Above: one row
+    per group (or per run of consecutive images without groups), then the drill-down: each
+    selected image (up to ``DRILL_IMAGES``) or the selection's mean per group.
+    """
+    n = len(sim)
+    codes = grouping.codes
+    if n <= max_rows:
+        order = np.arange(n) if codes is None else np.argsort(codes, kind="stable")
+        return [RowKey("image", int(i), 1) for i in order], sim[order]
+    keys: list[RowKey] = []
+    if codes is None:
+        step = -(-n // max_rows)
+        starts = np.arange(0, n, step)
+        z = np.add.reduceat(sim, starts, axis=0) / np.diff(np.append(starts, n))[:, None]
+        keys = [RowKey("chunk", k, int(min(step, n - s))) for k, s in enumerate(starts)]
+        parts = [z.astype(np.float32)]
+    else:
+        means, counts = group_means(sim, codes, len(grouping.names))
+        present = np.flatnonzero(counts)[:max_rows]
+        keys = [RowKey("group", int(g), int(counts[g])) for g in present]
+        parts = [means[present]]
+    if len(selected):
+        if len(selected) <= DRILL_IMAGES:
+            keys += [RowKey("selected", int(i), 1) for i in selected]
+            parts.append(sim[selected])
+        elif codes is not None:
+            means, counts = group_means(sim, codes, len(grouping.names), selected)
+            present = np.flatnonzero(counts)
+            keys += [RowKey("selected_group", int(g), int(counts[g])) for g in present]
+            parts.append(means[present])
+        else:
+            keys.append(RowKey("selected_group", -1, len(selected)))
+            parts.append(sim[selected].mean(axis=0, keepdims=True))
+    return keys, np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def members(key: RowKey, grouping: Grouping, selected: np.ndarray, n: int, max_rows: int):
+    """Image indices behind one row."""
+    if key.kind in ("image", "selected"):
+        return np.array([key.value])
+    if key.kind == "chunk":
+        step = -(-n // max_rows)
+        return np.arange(key.value * step, min(n, (key.value + 1) * step))
+    if key.kind == "group":
+        return np.flatnonzero(grouping.codes == key.value)
+    if key.value < 0:
+        return np.asarray(selected)
+    return np.asarray(selected)[grouping.codes[selected] == key.value]
