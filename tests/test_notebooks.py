@@ -25,6 +25,7 @@ EXPECTED = [
     "03_prompt_engineering",
     "04_embedding_space",
     "05_train_your_own_clip",
+    "07_compare_models",
 ]
 CELL_TIMEOUT_S = 600  # a hang fails the test instead of stalling CI
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -152,6 +153,12 @@ PROBES = {
         "first_loss": sum(losses[:3]) / 3, "last_loss": sum(losses[-3:]) / 3, "steps": len(losses),
         "evals": evals, "results": {k: dict(v) for k, v in rows.items()},
     }""",
+    "07_compare_models": """{
+        "by_task": by_task.to_dict(), "n_disagree": int(disagree.sum()), "n": len(cmp.ids),
+        "mean_overlap": float(cmp.overlap.mean()), "changed": len(changed),
+        "calibration": calibration_table.to_dict(orient="index"), "files": [p.name for p in paths],
+        "grid_shown": len(cmp.views["grid_a"].order),
+    }""",
 }
 
 
@@ -230,10 +237,22 @@ def _check_training(nb, text, v):
     assert v["results"]["bundled model"]["colour acc1"] > 0.9
 
 
+def _check_compare(nb, text, v):
+    shape = v["by_task"]["shape acc1"]
+    assert shape["bundled"] > 0.8 and shape["bundled"] > shape["early"]  # B is a short run
+    assert 0 < v["n_disagree"] == v["grid_shown"] < v["n"]  # the filter shows exactly those
+    assert 0.0 <= v["mean_overlap"] < 0.9 and v["changed"] > 0
+    for side in ("bundled", "early"):
+        row = v["calibration"][side]
+        assert row["NLL after"] <= row["NLL before"] + 1e-9  # the fit never makes NLL worse
+    assert len(v["files"]) == 4
+
+
 CHECKS = {
     "01_quickstart": _check_quickstart,
     "02_your_own_images": _check_own_images,
     "03_prompt_engineering": _check_prompts,
     "04_embedding_space": _check_space,
     "05_train_your_own_clip": _check_training,
+    "07_compare_models": _check_compare,
 }
