@@ -192,25 +192,9 @@ class Comparison(t.HasTraits):
         Returns the paths written: ``<folder>/<name>_metrics.json`` (when labelled) and
         ``<folder>/<name>_predictions.parquet`` per side.
         """
-        import pathlib
-
-        from clipviz.compute import export_metrics, export_predictions
-
-        out, paths = pathlib.Path(folder), []
+        paths = []
         for run in self.runs:
-            stem = _safe_stem(run.name)
-            if run.metrics is not None:
-                path = out / f"{stem}_metrics.json"
-                export_metrics(
-                    run.metrics,
-                    path,
-                    dataset=dataset,
-                    model=run.model.info.name,
-                    classnames=run.predictions.classnames,
-                    templates=list(run.prompts.templates),
-                )
-                paths.append(path)
-            paths.append(export_predictions(run.predictions, out / f"{stem}_predictions.parquet"))
+            paths += export_run(folder, run.name, run.model, run.predictions, run.metrics, dataset)
         return paths
 
     # ------------------------------------------------------------------ updates
@@ -354,6 +338,26 @@ def _evaluate(pred: Any) -> tuple[Any, list[str]]:
         except ValueError as err:  # e.g. free prompts naming no label: a note, not an error
             return None, [str(err)]
     return metrics, [str(w.message) for w in caught]
+
+
+def export_run(
+    folder: Any, name: str, model: Any, pred: Any, metrics: Any, dataset: str
+) -> list[Any]:
+    """``<folder>/<name>_metrics.json`` (CLIP_benchmark layout, when there are metrics) and
+    ``<folder>/<name>_predictions.parquet``; returns the paths written."""
+    import pathlib
+
+    from clipviz.compute import export_metrics, export_predictions
+
+    out, stem, paths = pathlib.Path(folder), _safe_stem(name), []
+    if metrics is not None:
+        path = out / f"{stem}_metrics.json"
+        export_metrics(
+            metrics, path, dataset=dataset, model=model.info.name, classnames=list(pred.classnames)
+        )
+        paths.append(path)
+    paths.append(export_predictions(pred, out / f"{stem}_predictions.parquet"))
+    return paths
 
 
 def _safe_stem(name: str) -> str:

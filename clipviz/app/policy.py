@@ -289,7 +289,9 @@ def status_text(wb: Any) -> str:
     if wb.last_error:
         parts.insert(0, f"error: {wb.last_error}")
     if wb.metrics is not None:
-        parts.append(f"acc1 {wb.metrics.acc1:.3f}")
+        from clipviz.compute import calibration  # ECE next to acc1: one bincount, ~ms per 100k
+
+        parts.append(f"acc1 {wb.metrics.acc1:.3f} · ECE {calibration(wb.predictions).ece:.3f}")
     if wb.metrics_b is not None:
         parts.append(f"B acc1 {wb.metrics_b.acc1:.3f}")
     view = wb.views["map"]

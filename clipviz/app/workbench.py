@@ -189,6 +189,12 @@ class Workbench(t.HasTraits):
 
         return save_html(self, path, **options)
 
+    def export(self, folder: Any, *, dataset: str = "clipviz") -> list[Any]:
+        """Write metrics (CLIP_benchmark JSON, when labelled) and predictions (Parquet) of A."""
+        from clipviz.app.compare import export_run
+
+        return export_run(folder, "A", self.model, self.predictions, self.metrics, dataset)
+
     def wait_for_projection(self, timeout: float | None = None) -> bool:
         """Block until a background UMAP fit is shown; True when none is pending."""
         return self._projector.wait(timeout)
