@@ -119,9 +119,12 @@ def show_filter(cmp: Any) -> None:
     """Both grids: every image, or only the disagreements, most changed neighbourhood first."""
     grids = (cmp.views["grid_a"], cmp.views["grid_b"])
     if not cmp.disagreements_only:
-        for grid in grids:
-            grid.clear_results()
+        if cmp._filtered:  # clearing refreshes the grid (a page push): only when filtered
+            for grid in grids:
+                grid.clear_results()
+            cmp._filtered = False
         return
+    cmp._filtered = True
     rows = np.flatnonzero(cmp.disagreements)
     rows = rows[np.argsort(cmp.overlap[rows], kind="stable")]
     ids = [cmp.ids[i] for i in rows]

@@ -133,6 +133,7 @@ class Comparison(t.HasTraits):
         self.overlap = neighbour_overlap(emb_a, emb_b, k=self.neighbours)  # (N,) in ids order
         self.updates, self.last_update_s, self.errors = 0, 0.0, []
         self._linking = False
+        self._filtered = False  # the grids show only the disagreements
         self.projection_method, self._cache = projection, cache
         from clipviz.app import _compare_views
 
