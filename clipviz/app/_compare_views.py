@@ -230,7 +230,11 @@ def widget(cmp: Any) -> Any:
         half = w.Layout(width="50%")
         return w.HBox([w.Box([a], layout=half), w.Box([b], layout=half)]).add_class(cls)
 
+    from clipviz.views._html import escape
+
+    heads = [w.HTML(f"<b>{escape(r.name)}</b>: {escape(r.model.info.name)}") for r in cmp.runs]
     rows = [
+        pair(*heads, "clipviz-compare-heads"),
         pair(views["map_a"].widget, views["map_b"].widget, "clipviz-compare-maps"),
         pair(views["grid_a"].widget, views["grid_b"].widget, "clipviz-compare-grids"),
     ]
