@@ -66,10 +66,11 @@ def part_neighbours(n_big: int) -> dict[str, Any]:
     from clipviz.compute.neighbours import jaccard
 
     out: dict[str, Any] = {"k": 10, "dim": 512, "target_s": 10.0}
-    small = 20_000
+    small = min(20_000, n_big)
     a, b = pair(small)
     t0 = time.perf_counter()
     base = jaccard(naive_knn(a, 10), naive_knn(b, 10))
+    out["small_n"] = small
     out["naive_20k_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours = neighbour_overlap(a, b, k=10)
@@ -199,12 +200,12 @@ def main() -> None:
         2: ("calibration", part_calibration),
         3: ("two_model_update", part_workbench),
     }
-    for number in args.parts:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for number in args.parts:  # saved after each part: a long part cannot lose the others
         name, run = parts[number]
         result[name] = run() | {"loadavg_after": os.getloadavg()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1))
-    print(f"wrote {RESULTS}")
+        RESULTS.write_text(json.dumps(result, indent=1))
+        print(f"wrote {name} to {RESULTS}", flush=True)
 
 
 if __name__ == "__main__":
