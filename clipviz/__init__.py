@@ -40,6 +40,9 @@ _LAZY = {
     "get_templates": "clipviz.compute",
     "Workbench": "clipviz.app",
     "saliency": "clipviz.models.saliency",
+    **dict.fromkeys(("neighbour_overlap", "calibration", "fit_temperature"), "clipviz.compute"),
+    **dict.fromkeys(("export_metrics", "export_predictions", "rescale"), "clipviz.compute"),
+    "Comparison": "clipviz.app.compare",
 }
 _SUBMODULES = {"datasets", "compute", "engine", "models", "views", "app"}
 

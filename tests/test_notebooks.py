@@ -26,6 +26,7 @@ EXPECTED = [
     "04_embedding_space",
     "05_train_your_own_clip",
     "06_where_does_clip_look",
+    "07_compare_models",
 ]
 CELL_TIMEOUT_S = 600  # a hang fails the test instead of stalling CI
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -157,6 +158,12 @@ PROBES = {
         "shape": list(maps.shape), "max": float(maps.max()), "chance": chance,
         "results": {k: dict(v) for k, v in results.T.items()},
     }""",
+    "07_compare_models": """{
+        "by_task": by_task.to_dict(), "n_disagree": int(disagree.sum()), "n": len(cmp.ids),
+        "mean_overlap": float(cmp.overlap.mean()), "changed": len(changed),
+        "calibration": calibration_table.to_dict(orient="index"), "files": [p.name for p in paths],
+        "grid_shown": len(cmp.views["grid_a"].order),
+    }""",
 }
 
 
@@ -243,6 +250,17 @@ def _check_saliency(nb, text, v):
     assert best > v["chance"]  # measured live, some method beats random pointing
 
 
+def _check_compare(nb, text, v):
+    shape = v["by_task"]["shape acc1"]
+    assert shape["bundled"] > 0.8 and shape["bundled"] > shape["early"]  # B is a short run
+    assert 0 < v["n_disagree"] == v["grid_shown"] < v["n"]  # the filter shows exactly those
+    assert 0.0 <= v["mean_overlap"] < 0.9 and v["changed"] > 0
+    for side in ("bundled", "early"):
+        row = v["calibration"][side]
+        assert row["NLL after"] <= row["NLL before"] + 1e-9  # the fit never makes NLL worse
+    assert len(v["files"]) == 4
+
+
 CHECKS = {
     "01_quickstart": _check_quickstart,
     "02_your_own_images": _check_own_images,
@@ -250,4 +268,5 @@ CHECKS = {
     "04_embedding_space": _check_space,
     "05_train_your_own_clip": _check_training,
     "06_where_does_clip_look": _check_saliency,
+    "07_compare_models": _check_compare,
 }

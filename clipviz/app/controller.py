@@ -306,7 +306,9 @@ class Controller:
             parts.insert(0, f"error: {log.last_error}")
         parts.append(f"{len(self.selected):,} selected")
         if a is not None and a.metrics is not None:
-            parts.append(f"acc1 {a.metrics.acc1:.3f}")
+            from clipviz.compute import calibration  # ECE beside acc1: one bincount, ms per 100k
+
+            parts.append(f"acc1 {a.metrics.acc1:.3f} · ECE {calibration(a.predictions).ece:.3f}")
         if b is not None and b.metrics is not None:
             parts.append(f"B acc1 {b.metrics.acc1:.3f}")
         view = self.views.map

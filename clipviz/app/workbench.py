@@ -297,6 +297,12 @@ class Workbench(t.HasTraits):
         without images. For a view's hover: one image, not the whole set."""
         return None if self.thumbnails is None else self.thumbnails.thumbnail(index)
 
+    def export(self, folder: Any, *, dataset: str = "clipviz") -> list[Any]:
+        """Write metrics (CLIP_benchmark JSON, when labelled) and predictions (Parquet) of A."""
+        from clipviz.app.compare import export_run
+
+        return export_run(folder, "A", self.model, self.predictions, self.metrics, dataset)
+
     def wait_for_projection(self, timeout: float | None = None) -> bool:
         """Block until a background UMAP fit is shown; True when none is pending."""
         return self.controller.projector.wait(timeout)

@@ -1,0 +1,212 @@
+"""Benchmark issue 13: neighbour overlap, calibration + temperature fit, two-model updates.
+
+1. ``neighbour_overlap`` on 100k x 512 per model, k=10 (target <= 10 s exact). Baseline in the
+   same run: the blocked matmul + full-row ``np.argpartition`` a user would write (at 20k only:
+   at 100k it takes minutes). Also the faiss IVF approximation with its mean |error|.
+2. ``calibration`` + ``fit_temperature`` on 1M predictions x 20 classes (target <= 1 s), warm
+   (labels already indexed, as after ``evaluate``) and cold; baseline: scipy's bounded
+   ``minimize_scalar`` on the same NLL.
+3. Prompt edit -> every view updated: ``Comparison`` (two runs) against ``Workbench`` (one),
+   10k images, same run (target <= 2x).
+
+Data are synthetic clustered unit vectors (CLIP-like). The machine is shared: the JSON records
+``os.getloadavg()``; compare ratios measured in the same run.
+
+    nice -n 10 python benchmarks/compare_speed.py [--parts 1 2 3] [--n-neighbours 100000]
+
+Writes benchmarks/results/compare_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+RESULTS = pathlib.Path(__file__).parent / "results" / "compare_speed.json"
+
+
+def clustered(n: int, d: int, seed: int, centres: np.ndarray | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if centres is None:
+        centres = rng.standard_normal((200, d))
+    x = centres[rng.integers(0, len(centres), n)] + 0.8 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pair(n: int, d: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Model A's vectors and model B's: the same images, B a noisy rotation of A."""
+    a = clustered(n, d, seed=0)
+    rng = np.random.default_rng(1)
+    rotation, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    b = a @ rotation.astype(np.float32) + 0.02 * rng.standard_normal((n, d)).astype(np.float32)
+    return a, (b / np.linalg.norm(b, axis=1, keepdims=True)).astype(np.float32)
+
+
+def naive_knn(x: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
+    out = np.empty((len(x), k), np.int64)
+    for s in range(0, len(x), block):
+        sims = x[s : s + block] @ x.T
+        sims[np.arange(len(sims)), np.arange(s, s + len(sims))] = -np.inf
+        out[s : s + block] = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    return out
+
+
+def part_neighbours(n_big: int) -> dict[str, Any]:
+    from clipviz.compute import neighbour_overlap
+    from clipviz.compute.neighbours import jaccard
+
+    out: dict[str, Any] = {"k": 10, "dim": 512, "target_s": 10.0}
+    small = min(20_000, n_big)
+    a, b = pair(small)
+    t0 = time.perf_counter()
+    base = jaccard(naive_knn(a, 10), naive_knn(b, 10))
+    out["small_n"] = small
+    out["naive_20k_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = neighbour_overlap(a, b, k=10)
+    out["exact_20k_s"] = time.perf_counter() - t0
+    out["exact_equals_naive_20k"] = bool(np.allclose(ours, base))
+    out["speedup_vs_naive_20k"] = out["naive_20k_s"] / out["exact_20k_s"]
+    a, b = pair(n_big)
+    t0 = time.perf_counter()
+    exact = neighbour_overlap(a, b, k=10)
+    out[f"exact_{n_big}_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    approx = neighbour_overlap(a, b, k=10, method="ivf", nprobe=16)
+    out[f"ivf_{n_big}_s"] = time.perf_counter() - t0
+    out[f"ivf_{n_big}_mean_abs_error"] = float(np.abs(exact - approx).mean())
+    out["mean_overlap"] = float(exact.mean())
+    out["matmul_bound_note"] = "2 x N^2 x D flops; at ~160 GFLOP/s (2 cores) that is >= 64 s"
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def part_calibration() -> dict[str, Any]:
+    import dataclasses
+
+    from scipy.optimize import minimize_scalar
+
+    from clipviz.compute import calibration, fit_temperature, zero_shot
+    from clipviz.compute.calibration import nll
+
+    n, c = 1_000_000, 20
+    rng = np.random.default_rng(0)
+    cls = rng.standard_normal((c, 64)).astype(np.float32)
+    y = rng.integers(0, c, n)
+    x = cls[y] * 0.3 + rng.standard_normal((n, 64)).astype(np.float32)
+    names = [f"class{i}" for i in range(c)]
+    pred = zero_shot(x, cls, classnames=names)
+    labelled = dataclasses.replace(pred, labels=[names[i] for i in y])
+    t0 = time.perf_counter()
+    _ = labelled.true_indices  # label -> column lookup; evaluate() needs it anyway
+    index_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cal = calibration(labelled)
+    scale = fit_temperature(labelled)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = minimize_scalar(lambda s: nll(labelled, s), bounds=(0.01, 1000), method="bounded")
+    base = time.perf_counter() - t0
+    out = {
+        "n": n,
+        "classes": c,
+        "target_s": 1.0,
+        "calibration_plus_fit_s": warm,
+        "label_index_s_cold_extra": index_s,
+        "baseline_scipy_bounded_nll_s": base,
+        "speedup_vs_baseline": base / warm,
+        "fitted_scale": scale,
+        "baseline_scale": float(res.x),
+        "ece": cal.ece,
+    }
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def part_workbench(n: int = 10_000, repeats: int = 5) -> dict[str, Any]:
+    import clipviz
+    from clipviz.compute.types import ImageEmbeddings
+
+    model = clipviz.load_model("clipviz-shapes", device="cpu")
+    from clipviz.datasets.shapes import COLOURS as colours
+    from clipviz.datasets.shapes import SHAPES as shapes
+
+    names = [f"{c} {s}" for s in shapes for c in colours][:20]
+    centres = model.encode_texts([f"a photo of a {c}." for c in names])
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, len(names), n)
+    noise = 0.6 / np.sqrt(centres.shape[1])
+
+    def emb(seed: int) -> ImageEmbeddings:
+        v = centres[labels] + np.random.default_rng(seed).normal(0, noise, (n, centres.shape[1]))
+        v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+        ids = [f"img{i:06d}" for i in range(n)]
+        return ImageEmbeddings(ids, v, model.info, labels=[names[i] for i in labels])
+
+    a, b = emb(1), emb(2)
+    wb = clipviz.Workbench(a, model=model, projection="pca", cache=False, classnames=names)
+    cmp = clipviz.Comparison(a, model, model, classnames=names, embeddings_b=b, cache=False)
+    _ = wb.widget, cmp.widget
+    one, two = [], []
+    for r in range(repeats):  # interleaved, so load changes hit both alike
+        new = [*names, f"a {r}th kind of shape"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            wb.prompts = new
+            one.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            cmp.prompts = new
+            two.append(time.perf_counter() - t0)
+    if wb.errors or cmp.errors:
+        raise RuntimeError(f"errors during the benchmark: {wb.errors} {cmp.errors}")
+    out = {
+        "n": n,
+        "classes": len(names) + 1,
+        "workbench_median_s": statistics.median(one),
+        "comparison_median_s": statistics.median(two),
+        "ratio": statistics.median(two) / statistics.median(one),
+        "target_ratio": 2.0,
+    }
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--n-neighbours", type=int, default=100_000)
+    args = p.parse_args()
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    result: dict[str, Any] = dict(previous)
+    result["machine"] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "note": "shared machine under load from other jobs: compare ratios, not absolutes",
+    }
+    parts = {
+        1: ("neighbour_overlap", lambda: part_neighbours(args.n_neighbours)),
+        2: ("calibration", part_calibration),
+        3: ("two_model_update", part_workbench),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for number in args.parts:  # saved after each part: a long part cannot lose the others
+        name, run = parts[number]
+        result[name] = run() | {"loadavg_after": os.getloadavg()}
+        RESULTS.write_text(json.dumps(result, indent=1))
+        print(f"wrote {name} to {RESULTS}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
