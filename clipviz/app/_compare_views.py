@@ -41,7 +41,8 @@ def make_views(
     }
     for side in ("a", "b"):
         grid = PredictionGrid(page_size=12)
-        grid.set_images(cmp.ids, cmp.thumbnails, mime="image/webp")
+        pages = cmp.thumbnails.page if cmp.thumbnails is not None else None  # lazy, per page
+        grid.set_images(cmp.ids, pages, mime="image/webp")
         views[f"grid_{side}"] = grid
         views[f"map_{side}"] = EmbeddingMap(height=340)
     mean = float(np.nanmean(cmp.overlap))
