@@ -243,7 +243,7 @@ def projection_rows(results: Path) -> list[Row]:
             r.get("umap_warm_s"),
             None,
             unit="s",
-            detail=f"PCA {num(r.get('pca_s'), 3)} s; cache hit {num(r.get('umap_cache_hit_s'), 3)} s",
+            detail=f"PCA {num(r.get('pca_s'), 3)} s; cache hit {num(r.get('umap_cache_hit_s'), 4)} s",
             baseline=f"sklearn PCA {num(r.get('sklearn_pca_s'), 3)} s (ours "
             f"{num(r.get('pca_speedup_vs_sklearn'))}x its speed)",
             load=load_text(d),
