@@ -131,6 +131,7 @@ def test_missing_files_read_not_measured(results):
 
 
 def test_comparison_rows_appear_when_their_json_lands(results):
+    (results / "compare_speed.json").unlink(missing_ok=True)
     assert row(results, "comparison", "two-model").measured == "not measured"
     (results / "compare_speed.json").write_text(json.dumps(COMPARE))
     overlap = row(results, "comparison", "`neighbour_overlap`")

@@ -21,7 +21,7 @@ def test_prompts_escaped_exactly_once_and_one_tile_each():
     view = SaliencyView()
     view.set_maps(_png("red"), [_png("blue")] * 2, ['<b>"star"</b>', "a & b"], scores=[0.3, 0.1])
     html = view.html()
-    assert "&lt;b&gt;&quot;star&quot;&lt;/b&gt;" in html and "a &amp; b" in html
+    assert "&lt;b&gt;&#34;star&#34;&lt;/b&gt;" in html and "a &amp; b" in html  # escape() writes &#34;
     assert '<b>"star"' not in html and "&amp;lt;" not in html and "&amp;amp;" not in html
     assert html.count("<figure>") == 3 and html.count("data:image/png;base64,") == 3
     assert "0.300" in html

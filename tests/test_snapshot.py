@@ -96,7 +96,7 @@ def test_labels_no_prompt_names_are_unjudged_as_in_the_live_grid(hostile_workben
 
     wb = hostile_workbench
     named = ["circle", "square"]  # the other shapes' labels are named by no prompt
-    pred = zero_shot(wb.embeddings, wb._texts.prompts(named, "single"), k=2)
+    pred = zero_shot(wb.embeddings, wb.controller.texts.prompts(named, "single"), k=2)
     grid = PredictionGrid(page_size=len(wb.ids))
     grid.set_images(wb.ids)
     grid.set_predictions(pred.classnames, pred.topk_indices, pred.topk_probs, labels=wb.labels)

@@ -160,7 +160,9 @@ def test_open_store_reads_clip_retrieval_output(tmp_path):
     import clipviz
 
     rng = np.random.default_rng(0)
-    parts = [rng.standard_normal((n, 16)).astype(np.float16) for n in (5, 3)]
+    # clip-retrieval writes L2-normalised fp16 embeddings
+    raw = [rng.standard_normal((n, 16)) for n in (5, 3)]
+    parts = [(r / np.linalg.norm(r, axis=1, keepdims=True)).astype(np.float16) for r in raw]
     (tmp_path / "img_emb").mkdir()
     (tmp_path / "metadata").mkdir()
     names = [[f"/data/imgs/cat/{i}.jpg" for i in range(5)], [f"/data/imgs/dog/{i}.jpg" for i in range(3)]]

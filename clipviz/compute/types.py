@@ -114,7 +114,7 @@ _UNIT_ATOL = 1e-3  # fp16 round trips keep norms within ~5e-4 of 1
 
 def _checked_unit_rows(vectors: Any, ids: list[str]) -> np.ndarray:
     """``vectors`` as (N, D) floats with unit rows; bad rows raise an error naming their ids."""
-    v = np.asarray(vectors)
+    v = np.asanyarray(vectors)  # keeps a read-only memory map (open_store) a memory map
     if v.dtype.kind != "f":
         v = v.astype(np.float32)
     if v.ndim != 2 or len(v) != len(ids):
