@@ -1,11 +1,12 @@
 """PlotlyFigure in a real browser (Voila + headless chromium): updates travel both ways.
 
-plotly's own FigureWidget drew once and then ignored edits made from Python, so the map and
-heatmap went stale. These steps run in order on one page (tests/notebooks/plotly_widget.ipynb):
-buttons in the page run Python callbacks that edit the views, and the test reads the plotted
-data back from the graph divs (``gd.data`` / ``gd.layout``); then selections made in the page
-(a synthetic plotly event, then a real mouse lasso) must arrive in Python. Each step saves a
-screenshot under artifacts/screenshots/.
+plotly's own FigureWidget drew once and then ignored edits made from Python, so plots went
+stale. These steps run in order on one page (tests/notebooks/plotly_widget.ipynb: a scatter
+built directly on PlotlyFigure, bound to ``map`` below since EmbeddingMap draws with WebGL now,
+and the SimilarityHeatmap): buttons in the page run Python callbacks that edit them, and the
+test reads the plotted data back from the graph divs (``gd.data`` / ``gd.layout``); then
+selections made in the page (a synthetic plotly event, then a real mouse lasso) must arrive in
+Python. Each step saves a screenshot under artifacts/screenshots/.
 """
 
 from __future__ import annotations
