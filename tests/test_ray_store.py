@@ -141,7 +141,13 @@ def test_node_killed_mid_run_then_rerun_completes_duplicate_free(
         time.sleep(0.1)
     written = len(list(out.glob("shards/part-*.parquet")))
     _kill_group(worker, signal.SIGKILL)  # the worker node dies mid-run
-    run.wait(timeout=300)  # Ray may finish on the head node, or the run fails: both are fine
+    try:  # Ray may finish on the head node, or the run fails: both are fine
+        run.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        # seen once in a full-suite run: the driver waited on the dead node's actors; a user
+        # would press Ctrl-C, so the driver dies too and the rerun below must still complete
+        run.kill()
+        run.wait()
     assert 1 <= written < 13  # 13 shards of 2 rows: the node died part-way
     rerun = clipviz_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
