@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,10 +22,10 @@ import numpy as np
 import traitlets as t
 
 from clipviz.app import inputs
+from clipviz.app.controller import evaluate_quietly
 from clipviz.app.prompts import TextCache
 from clipviz.compute import (
     calibration,
-    evaluate,
     fit_temperature,
     neighbour_overlap,
     rescale,
@@ -226,7 +225,7 @@ class Comparison(t.HasTraits):
         prompts = run.texts.prompts(lines, templates, ensemble=ensemble)
         raw = zero_shot(run.embeddings, prompts, k=self.k)
         pred = raw if scale == raw.logit_scale else rescale(raw, scale)
-        metrics, notes = _evaluate(pred)
+        metrics, notes = evaluate_quietly(pred)
         notes = [f"{run.name}: {note}" for note in notes]
         cal = calibration(pred) if metrics is not None else None
         return {
@@ -326,19 +325,6 @@ def _shared(a: ImageEmbeddings, b: ImageEmbeddings) -> tuple[ImageEmbeddings, Im
         )
 
     return subset(a, keep), subset(b, take_b)
-
-
-def _evaluate(pred: Any) -> tuple[Any, list[str]]:
-    """Metrics, or None with a note (no labels, or no label among the prompts)."""
-    if pred.labels is None:
-        return None, []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            metrics = evaluate(pred)
-        except ValueError as err:  # e.g. free prompts naming no label: a note, not an error
-            return None, [str(err)]
-    return metrics, [str(w.message) for w in caught]
 
 
 def export_run(

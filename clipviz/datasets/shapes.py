@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 SHAPES: list[str] = ["circle", "square", "triangle", "star", "hexagon", "cross"]
@@ -298,6 +300,25 @@ def shapes_array(
     return images, labels, captions
 
 
+def render_in_chunks(
+    render_range: Callable[[tuple[int, int, int, str]], Any],
+    seed: int,
+    n: int,
+    split: str,
+    processes: int,
+) -> list[Any]:
+    """``render_range((seed, start, stop, split))`` over chunks of 2,000 images, in a fork pool
+    when ``processes > 1``; image ``i`` depends only on ``(seed, i, split)`` either way."""
+    chunk = 2000
+    jobs = [(seed, a, min(a + chunk, n), split) for a in range(0, n, chunk)]
+    if processes > 1 and n > chunk:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(processes) as pool:
+            return pool.map(render_range, jobs)
+    return [render_range(j) for j in jobs]
+
+
 def _generate(
     n: int, seed: int, split: str, processes: int
 ) -> tuple[np.ndarray, pd.DataFrame, list[str], list[ShapeGeometry]]:
@@ -307,15 +328,7 @@ def _generate(
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}.")
     n = int(n)
-    chunk = 2000
-    jobs = [(int(seed), a, min(a + chunk, n), split) for a in range(0, n, chunk)]
-    if processes > 1 and n > chunk:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(processes) as pool:
-            parts = pool.map(_render_range, jobs)
-    else:
-        parts = [_render_range(j) for j in jobs]
+    parts = render_in_chunks(_render_range, int(seed), n, split, processes)
     if not parts:
         empty = pd.DataFrame(columns=["shape", "colour", "size", "background"])
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), empty, [], []

@@ -144,15 +144,7 @@ def varied_shapes_array(
     import pandas as pd
 
     base._check_split(split)
-    chunk = 2000
-    jobs = [(int(seed), a, min(a + chunk, n), split) for a in range(0, n, chunk)]
-    if processes > 1 and n > chunk:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(processes) as pool:
-            parts = pool.map(_render_range, jobs)
-    else:
-        parts = [_render_range(j) for j in jobs]
+    parts = base.render_in_chunks(_render_range, int(seed), int(n), split, processes)
     if not parts:
         return np.zeros((0, 64, 64, 3), np.uint8), pd.DataFrame(), []
     images = np.concatenate([p[0] for p in parts])
