@@ -72,7 +72,7 @@ def make_folder(folder: Path, n: int) -> float:
 
     t = time.perf_counter()
     data = clipviz.datasets.shapes(n, seed=7)
-    for i, (image, shape) in enumerate(zip(data.images, data.labels["shape"])):
+    for i, (image, shape) in enumerate(zip(data.images, data.labels["shape"], strict=True)):
         sub = folder / shape  # true labels from the folder names, as a user's data would have
         sub.mkdir(parents=True, exist_ok=True)
         image.save(sub / f"{i:06d}.png")
