@@ -38,6 +38,7 @@ FIRST_RENDER = {
 }
 ZOOM = Target("<=", 1.0, "x", "issue 9")
 DRAG_GAP_100K = Target("<=", 0.3, "s", "issue 9")
+REOPEN_50K = Target("<=", 10.0, "s", "issue 9")
 
 
 def _list(d: Any, key: str) -> list[dict[str, Any]]:
@@ -288,7 +289,29 @@ def workbench_rows(results: Path) -> list[Row]:
         rows = (
             prompt_edit_rows(d, load) + workbench_1m_rows(d, load) + lasso_and_message_rows(d, load)
         )
-    return rows + zero_shot_rows(results) + projection_rows(results) + [thumbnail_row(results)]
+    extra = [thumbnail_row(results), reopen_row(results)]
+    return rows + zero_shot_rows(results) + projection_rows(results) + extra
+
+
+def reopen_row(results: Path) -> Row:
+    d = load_json(results, "workbench_reopen")
+    measure = "reopen, cache warm, fresh kernel -> every pane drawn (`workbench_reopen.py`)"
+    if d is None:
+        return missing_row("workbench", measure, REOPEN_50K)
+    warm, first = d.get("reopen_cache_warm", {}), d.get("first_open_cache_empty", {})
+    kernel = warm.get("kernel") or {}
+    return measured_row(
+        "workbench",
+        measure.replace("reopen,", f"reopen {size(d.get('n_images'))} images,"),
+        warm.get("all_views_visible_s"),
+        REOPEN_50K,
+        unit="s",
+        detail=f"kernel: imports+model+folder {with_unit(kernel.get('imports_model_and_folder_s'), 's')}, "
+        f"Workbench {with_unit(kernel.get('workbench_build_s'), 's')}",
+        baseline=f"first open, cache empty {with_unit(first.get('all_views_visible_s'), 's')} "
+        f"({num(d.get('ratio_first_over_reopen'))}x)",
+        load=load_text(d),
+    )
 
 
 # ---------------------------------------------------------------- map (issue 9)
