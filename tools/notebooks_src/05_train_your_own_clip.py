@@ -273,7 +273,7 @@ pd.DataFrame(rows).T.style.format("{:.1%}")
 # on 2 cores), or run the full recipe with checkpoints and resume:
 #
 # ```bash
-# python -m clipviz.train --out runs/shapes --steps 1500 --seed 0   # see --help
+# python -m clipviz.train --out runs/shapes --steps 2000 --pairs 80000 --variety 0.5 --seed 0   # see --help
 # ```
 #
 # and open your model in the workbench:
