@@ -119,10 +119,9 @@ def evaluate(pred: Predictions) -> Metrics:
             "Give the images labels (e.g. ImageSet.from_folder with one sub-folder per class)."
         )
     classes = list(pred.classnames)
-    index = {name: i for i, name in enumerate(classes)}
-    true_all = np.array([index.get(lab, -1) for lab in pred.labels], dtype=np.int64)
+    true_all = pred.true_indices  # hash look-ups in C (or per distinct label), not per image
     keep = true_all >= 0
-    excluded = _excluded(pred.labels, keep)
+    excluded = _excluded(pred, keep)
     if not keep.any():
         shown = ", ".join(repr(x) for x in list(excluded)[:5])
         raise ValueError(
@@ -142,8 +141,7 @@ def evaluate(pred: Predictions) -> Metrics:
     acc5 = float("nan")
     if c >= 5:
         acc5 = float(np.mean(np.any(_top5(pred, keep) == true[:, None], axis=1)))
-    conf = np.zeros((c, c), dtype=np.int64)
-    np.add.at(conf, (true, top1), 1)
+    conf = np.bincount(true * c + top1, minlength=c * c).reshape(c, c).astype(np.int64)
     per_class = _per_class(conf, classes)
     recall = per_class["accuracy"].to_numpy()
     cols = pd.Index(classes, name="predicted")
@@ -186,9 +184,18 @@ def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
     )
 
 
-def _excluded(labels: list[str], keep: np.ndarray) -> dict[str | None, int]:
+def _excluded(pred: Predictions, keep: np.ndarray) -> dict[str | None, int]:
+    """Label -> number of images left out; only the images left out are read."""
+    left_out = np.flatnonzero(~keep)
+    if pred.label_codes is not None:
+        codes, names = pred.label_codes
+        found, counts = np.unique(np.asarray(codes)[left_out], return_counts=True)
+        return {
+            (names[c] if c >= 0 else None): int(k)
+            for c, k in zip(found.tolist(), counts.tolist(), strict=True)
+        }
     out: dict[str | None, int] = {}
-    for lab, ok in zip(labels, keep, strict=True):
-        if not ok:
-            out[lab] = out.get(lab, 0) + 1
+    labels = pred.labels
+    for i in left_out.tolist():
+        out[labels[i]] = out.get(labels[i], 0) + 1
     return out

@@ -19,11 +19,10 @@ from traitlets import Enum, HasTraits, List, TraitError, Tuple, Unicode, observe
 
 from clipviz.views import _heatmap_rows as hr
 from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
-from clipviz.views._plotting import HoverPanel, check_thumbnails, unique_names
+from clipviz.views._plotting import Codes, HoverPanel, as_codes, check_thumbnails, unique_names
 
 _MAX_TICKS = 60  # more rows than this: no row tick labels (hover still names them)
 _MAX_MARKS = 50  # at most this many outlined runs of selected rows
-Codes = tuple[np.ndarray, Sequence[str]]
 
 
 def _text(value: object) -> str:
@@ -33,20 +32,8 @@ def _text(value: object) -> str:
 
 def _as_grouping(values: Sequence[str] | Codes | None, n: int, name: str) -> hr.Grouping | None:
     """Labels as integer codes: from ``(codes, names)`` as given, or by factorising strings."""
-    if values is None:
-        return None
-    if isinstance(values, str):
-        raise TypeError(f"{name} must be a list of strings, not a single string {values!r}")
-    if isinstance(values, tuple) and len(values) == 2 and isinstance(values[0], np.ndarray):
-        codes, names = values
-        if codes.shape != (n,):
-            raise ValueError(f"{name} codes have shape {codes.shape}; expected ({n},)")
-        return hr.Grouping(np.asarray(codes, np.int64), [str(x) for x in names])
-    strings = [str(v) for v in values]
-    if len(strings) != n:
-        raise ValueError(f"{name} has {len(strings)} entries but {n} were expected (one per item)")
-    names, codes = np.unique(np.asarray(strings, dtype=object), return_inverse=True)
-    return hr.Grouping(codes.reshape(-1).astype(np.int64), [str(x) for x in names])
+    found = as_codes(values, name, n)
+    return None if found is None else hr.Grouping(found[0], list(found[1]))
 
 
 class SimilarityHeatmap(HasTraits):
@@ -95,6 +82,7 @@ class SimilarityHeatmap(HasTraits):
         self._predicted: hr.Grouping | None = None
         self._thumbs: list[bytes] | None = None
         self._selected = np.zeros(0, np.int64)
+        self._known_rows: np.ndarray | None = None  # rows given with a selection (no look-up)
         self.row_keys: list[hr.RowKey] = []
         self._names: list[str] = []
         self._z = np.zeros((0, 0), np.float32)
@@ -164,7 +152,7 @@ class SimilarityHeatmap(HasTraits):
         if self._index is None:
             import pandas as pd
 
-            self._index = pd.Index(self._ids)
+            self._index = pd.Index(self._ids, dtype=object)
         rows = np.asarray(self._index.get_indexer(list(ids)), np.int64)
         return rows[rows >= 0]
 
@@ -343,10 +331,24 @@ class SimilarityHeatmap(HasTraits):
             raise TraitError(f"selection holds image ids (str), got {bad!r}")
         return list(value)
 
+    def show_selection(self, ids: list[str], rows: np.ndarray) -> None:
+        """Set ``selection`` to ``ids`` whose row numbers the caller knows (no id look-up)."""
+        self._known_rows = np.asarray(rows, np.int64)
+        try:
+            self.selection = ids
+        finally:
+            self._known_rows = None
+
+    @property
+    def selected_rows(self) -> np.ndarray:
+        """Row numbers (into the image ids of :meth:`set_data`) of ``selection``."""
+        return self._selected
+
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
         # Outlines are layout shapes: drawing them raises no figure event, so no echo guard.
-        self._selected = self._rows_of(change["new"])
+        known = self._known_rows
+        self._selected = known if known is not None else self._rows_of(change["new"])
         if len(self._ids) > self.max_rows:
             self._redraw()  # the drill-down rows follow the selection
         elif self._fig is not None:
