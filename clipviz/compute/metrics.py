@@ -135,12 +135,13 @@ def evaluate(pred: Predictions) -> Metrics:
             f"of the metrics: {dict(list(excluded.items())[:5])}.",
             stacklevel=2,
         )
-    true = true_all[keep]
-    top1 = pred.topk_indices[keep, 0]
+    rows = slice(None) if not excluded else keep  # all kept: views, not (N, k) masked copies
+    true = true_all[rows]
+    top1 = pred.topk_indices[rows, 0]
     c = len(classes)
     acc5 = float("nan")
     if c >= 5:
-        acc5 = float(np.mean(np.any(_top5(pred, keep) == true[:, None], axis=1)))
+        acc5 = float(np.mean((_top5(pred, rows) == true[:, None]).any(axis=1)))
     conf = np.bincount(true * c + top1, minlength=c * c).reshape(c, c).astype(np.int64)
     per_class = _per_class(conf, classes)
     recall = per_class["accuracy"].to_numpy()
@@ -156,7 +157,7 @@ def evaluate(pred: Predictions) -> Metrics:
     )
 
 
-def _top5(pred: Predictions, keep: np.ndarray) -> np.ndarray:
+def _top5(pred: Predictions, keep: np.ndarray | slice) -> np.ndarray:
     if pred.k >= 5:
         return pred.topk_indices[keep, :5]
     # zero_shot kept fewer than 5: rank again, on similarity (float32 probs underflow to ties)
