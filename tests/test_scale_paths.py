@@ -138,3 +138,24 @@ def test_selection_rows_follow_python_and_page_selections():
     assert grid.selection == ["b"] and grid.selected_rows.tolist() == [1]
     with pytest.raises(Exception, match="image ids"):
         grid.selection = [3]
+
+
+def test_a_few_texts_encode_on_one_thread_and_the_setting_comes_back(shapes_model):
+    import torch
+
+    seen: list[int] = []
+    real = shapes_model.torch_model.encode_text
+
+    def recording(tokens):  # the real forward pass, with the thread count it ran under
+        seen.append(torch.get_num_threads())
+        return real(tokens)
+
+    before = torch.get_num_threads()
+    shapes_model.torch_model.encode_text = recording
+    try:
+        few = shapes_model.encode_texts(["a red circle"])
+        many = shapes_model.encode_texts(["a red circle"] * 17)  # more than FEW_TEXTS
+    finally:
+        del shapes_model.torch_model.encode_text
+    assert seen[0] == 1 and seen[-1] == before == torch.get_num_threads()
+    np.testing.assert_allclose(few[0], many[0], atol=1e-5)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from traitlets import Bool, Enum, HasTraits, List, TraitError, Unicode, observe, validate
+from traitlets import Bool, Enum, HasTraits, List, Unicode, observe, validate
 
 from clipviz.views import _map_widget as wire
 from clipviz.views._plotting import (
@@ -27,11 +27,12 @@ from clipviz.views._plotting import (
     check_thumbnails,
     image_format,
 )
+from clipviz.views._selection import RowsOfSelection, check_ids
 
 _LEGEND_MAX = 30  # more classes than this present: the legend lists the first ones and a count
 
 
-class EmbeddingMap(HasTraits):
+class EmbeddingMap(RowsOfSelection, HasTraits):
     """Images and prompts in one 2-D map (UMAP or PCA), with lasso and box selection.
 
     Parameters
@@ -89,7 +90,6 @@ class EmbeddingMap(HasTraits):
         self._ids_given: Any = None  # the id list last passed in (same list: not checked again)
         self._index: Any = None  # pandas Index over the ids, built on the first id look-up
         self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
-        self._known_rows: np.ndarray | None = None  # rows given with a selection (no look-up)
         self._predicted: Codes | None = None
         self._true: Codes | None = None
         self._codes = np.zeros(0, np.uint8)
@@ -190,14 +190,6 @@ class EmbeddingMap(HasTraits):
         if true_labels is not None:
             self._true = as_codes(true_labels, "true_labels", len(self._ids))
         self._recolour()
-
-    def show_selection(self, ids: list[str], rows: np.ndarray) -> None:
-        """Set ``selection`` to ``ids`` whose row numbers the caller knows (no id look-up)."""
-        self._known_rows = np.asarray(rows, np.int64)
-        try:
-            self.selection = ids
-        finally:
-            self._known_rows = None
 
     @property
     def selected_rows(self) -> np.ndarray:
@@ -387,16 +379,11 @@ class EmbeddingMap(HasTraits):
 
     @validate("selection")
     def _check_selection(self, proposal: Any) -> list[str]:
-        value = proposal["value"]
-        bad = next((v for v in value if not isinstance(v, str)), None)
-        if bad is not None:
-            raise TraitError(f"selection holds image ids (str), got {bad!r}")
-        return list(value)
+        return check_ids(proposal["value"])
 
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
-        known = self._known_rows
-        self._rows = known if known is not None else self._rows_of(change["new"])
+        self._rows = self._rows_of_selection(change["new"])
         # A selection made in the page is already drawn there: do not send it back.
         if self._w is not None and not self._from_page:
             self._w.selected = self._selected_rows().tobytes()

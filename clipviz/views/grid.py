@@ -19,6 +19,7 @@ import numpy as np
 import traitlets as t
 
 from clipviz.views._plotting import Codes, as_codes
+from clipviz.views._selection import RowsOfSelection, check_ids
 
 _HERE = pathlib.Path(__file__).parent
 SORTS = ("input", "confidence", "confidence_asc", "similarity")
@@ -31,7 +32,7 @@ MAX_REQUEST = 1000
 ThumbnailSource = Callable[[Sequence[int]], Sequence[bytes]]
 
 
-class PredictionGrid(t.HasTraits):
+class PredictionGrid(RowsOfSelection, t.HasTraits):
     """Zero-shot predictions on an image grid.
 
     Parameters
@@ -62,7 +63,6 @@ class PredictionGrid(t.HasTraits):
         self.ids: list[str] = []
         self._index: Any = None  # pandas Index over the ids, built on the first id look-up
         self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
-        self._known_rows: np.ndarray | None = None  # rows given with a selection (no look-up)
         self._thumb_source: ThumbnailSource | None = None
         self.thumb_mime = "image/webp"
         self.classnames: list[str] = []
@@ -215,14 +215,6 @@ class PredictionGrid(t.HasTraits):
         self._labels = as_codes(labels, "labels", len(self.ids))
         self._labels_src = labels
 
-    def show_selection(self, ids: list[str], rows: np.ndarray) -> None:
-        """Set ``selection`` to ``ids`` whose row numbers the caller knows (no id look-up)."""
-        self._known_rows = np.asarray(rows, np.int64)
-        try:
-            self.selection = ids
-        finally:
-            self._known_rows = None
-
     @property
     def selected_rows(self) -> np.ndarray:
         """Row numbers (into the ids of :meth:`set_images`) of ``selection``, in its order."""
@@ -339,15 +331,10 @@ class PredictionGrid(t.HasTraits):
 
     @t.validate("selection")
     def _check_selection(self, proposal: dict[str, Any]) -> list[str]:
-        value = proposal["value"]
-        bad = next((v for v in value if not isinstance(v, str)), None)
-        if bad is not None:
-            raise t.TraitError(f"selection holds image ids (str), got {bad!r}")
-        return list(value)
+        return check_ids(proposal["value"])
 
     def _on_selection(self, change: dict[str, Any]) -> None:
-        known = self._known_rows
-        self._rows = known if known is not None else self._rows_of(change["new"])
+        self._rows = self._rows_of_selection(change["new"])
         if self.selected_only:
             self._refresh()
 

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from traitlets import Enum, HasTraits, List, TraitError, Tuple, Unicode, observe, validate
+from traitlets import Enum, HasTraits, List, Tuple, Unicode, observe, validate
 
 from clipviz.views import _heatmap_rows as hr
 from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
 from clipviz.views._plotting import Codes, HoverPanel, as_codes, check_thumbnails, unique_names
+from clipviz.views._selection import RowsOfSelection, check_ids
 
 _MAX_TICKS = 60  # more rows than this: no row tick labels (hover still names them)
 _MAX_MARKS = 50  # at most this many outlined runs of selected rows
@@ -36,7 +37,7 @@ def _as_grouping(values: Sequence[str] | Codes | None, n: int, name: str) -> hr.
     return None if found is None else hr.Grouping(found[0], list(found[1]))
 
 
-class SimilarityHeatmap(HasTraits):
+class SimilarityHeatmap(RowsOfSelection, HasTraits):
     """Images x prompts cosine similarity; click a cell to select its image.
 
     Parameters
@@ -82,7 +83,6 @@ class SimilarityHeatmap(HasTraits):
         self._predicted: hr.Grouping | None = None
         self._thumbs: list[bytes] | None = None
         self._selected = np.zeros(0, np.int64)
-        self._known_rows: np.ndarray | None = None  # rows given with a selection (no look-up)
         self.row_keys: list[hr.RowKey] = []
         self._names: list[str] = []
         self._z = np.zeros((0, 0), np.float32)
@@ -325,19 +325,7 @@ class SimilarityHeatmap(HasTraits):
 
     @validate("selection")
     def _check_selection(self, proposal: Any) -> list[str]:
-        value = proposal["value"]
-        bad = next((v for v in value if not isinstance(v, str)), None)
-        if bad is not None:
-            raise TraitError(f"selection holds image ids (str), got {bad!r}")
-        return list(value)
-
-    def show_selection(self, ids: list[str], rows: np.ndarray) -> None:
-        """Set ``selection`` to ``ids`` whose row numbers the caller knows (no id look-up)."""
-        self._known_rows = np.asarray(rows, np.int64)
-        try:
-            self.selection = ids
-        finally:
-            self._known_rows = None
+        return check_ids(proposal["value"])
 
     @property
     def selected_rows(self) -> np.ndarray:
@@ -347,8 +335,7 @@ class SimilarityHeatmap(HasTraits):
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
         # Outlines are layout shapes: drawing them raises no figure event, so no echo guard.
-        known = self._known_rows
-        self._selected = known if known is not None else self._rows_of(change["new"])
+        self._selected = self._rows_of_selection(change["new"])
         if len(self._ids) > self.max_rows:
             self._redraw()  # the drill-down rows follow the selection
         elif self._fig is not None:
