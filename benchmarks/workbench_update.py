@@ -121,7 +121,7 @@ def bench_size(model: Any, n: int, umap_wait: float, lasso: bool) -> dict[str, A
     umap_ready = wb.wait_for_projection(timeout=umap_wait) and wb.views["map"].method == "umap"
     widgets = {
         "grid": wb.views["grid"].widget,
-        "map": wb.views["map"].figure,
+        "map": wb.views["map"].map_widget,  # the WebGL anywidget (.figure is a static plot)
         "heatmap": wb.views["heatmap"].figure,
     }
     times, naive, sent_per_edit, stages = [], [], [], []

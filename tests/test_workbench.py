@@ -287,3 +287,21 @@ def test_a_superseded_umap_fit_is_cancelled_and_close_stops_everything(
     assert _background_threads() == []
     assert set(multiprocessing.active_children()) - others == set()  # its UMAP child is gone
     assert wb.views["map"].pending == "" and not wb.errors
+
+
+def test_lasso_reaches_every_view_as_row_numbers_without_id_lookups(wb, monkeypatch):
+    def no_lookup(*args: Any) -> Any:
+        raise AssertionError("an id was looked up: the rows were known")
+
+    monkeypatch.setattr(wb.data, "rows_of", no_lookup)
+    for name in ("grid", "map", "heatmap"):
+        monkeypatch.setattr(wb.views[name], "_rows_of", no_lookup)
+    rows = np.array([7, 2, 30], np.uint32)
+    wb.views["map"].map_widget._handle_custom_msg({"type": "select"}, [memoryview(rows.tobytes())])
+    expected = [wb.ids[i] for i in rows]
+    assert wb.errors == []
+    assert wb.selection == expected
+    for name in ("grid", "map", "heatmap"):
+        assert wb.views[name].selection == expected
+        assert wb.views[name].selected_rows.tolist() == rows.tolist()
+    assert wb.views["grid"].widget.selection == expected

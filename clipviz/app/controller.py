@@ -154,7 +154,8 @@ class Controller:
         with self.stage("encode" + suffix):
             prompts = self.texts.prompts(lines, config.template_arg(), ensemble=config.ensemble)
         with self.stage("zero_shot" + suffix):
-            pred = zero_shot(self.data.embeddings, prompts, k=self.k)
+            data = self.data
+            pred = zero_shot(data.embeddings, prompts, k=self.k, label_codes=data.label_codes)
         with self.stage("metrics" + suffix):
             metrics, notes = evaluate_quietly(pred)
         if name == "B":
@@ -169,12 +170,12 @@ class Controller:
                 pred.classnames,
                 pred.topk_indices,
                 pred.topk_probs,
-                labels=self.data.labels,
+                labels=self.data.label_codes,
                 similarity=pred.similarity,
             )
         with self.stage("map"):
             if prompt_xy is not None:  # before the first fit, refit_map sets all points itself
-                views.map.set_labels(pred.predicted)
+                views.map.set_labels(a.predicted_codes)  # codes: no string per image
                 views.map.update_prompts(prompt_xy, pred.classnames)
         with self.stage("heatmap"):
             views.heatmap.set_data(
@@ -182,7 +183,7 @@ class Controller:
                 self.data.ids,
                 pred.classnames,
                 labels=self.data.label_codes,
-                predicted=(a.top1, list(pred.classnames)),
+                predicted=a.predicted_codes,
             )
 
     def show_metrics(self) -> None:
@@ -207,8 +208,8 @@ class Controller:
                 "(the map is unchanged)."
             )
             return
-        vectors = self.data.embeddings.vectors
-        proj = self.projector.fit(vectors, self.a.prompts.vectors, center=center)
+        # the embeddings, not their raw array: project() then neither re-normalises nor copies
+        proj = self.projector.fit(self.data.embeddings, self.a.prompts.vectors, center=center)
         self.show_projection(proj)
 
     def show_projection(self, proj: Any) -> None:
@@ -225,10 +226,10 @@ class Controller:
         view.set_points(
             proj.image_xy,
             self.data.ids,
-            self.a.predictions.predicted,
+            self.a.predicted_codes,
             prompt_xy,
             prompts.classnames,
-            true_labels=self.data.labels,
+            true_labels=self.data.label_codes,
         )
         view.method = proj.method
         waiting = self.projector.method == "umap" and proj.method != "umap"
@@ -236,14 +237,18 @@ class Controller:
         self.set_status()
 
     # ------------------------------------------------------------- selection
-    def select(self, ids: list[str]) -> None:
-        """Give every selectable view the workbench's selection, without echoes."""
-        self.selected = self.data.rows_of(ids)
+    def select(self, ids: list[str], rows: np.ndarray | None = None) -> None:
+        """Give every selectable view the workbench's selection, without echoes.
+
+        ``rows`` are the row numbers of ``ids`` when known (a lasso reports rows): then no
+        view looks an id up.
+        """
+        self.selected = self.data.rows_of(ids) if rows is None else np.asarray(rows, np.int64)
         self._linking = True
         try:
             for view in self.views.selectable:
                 if list(view.selection) != ids:
-                    view.selection = list(ids)
+                    view.show_selection(list(ids), self.selected)
         finally:
             self._linking = False
         self.set_status()
@@ -306,9 +311,7 @@ class Controller:
             parts.insert(0, f"error: {log.last_error}")
         parts.append(f"{len(self.selected):,} selected")
         if a is not None and a.metrics is not None:
-            from clipviz.compute import calibration  # ECE beside acc1: one bincount, ms per 100k
-
-            parts.append(f"acc1 {a.metrics.acc1:.3f} · ECE {calibration(a.predictions).ece:.3f}")
+            parts.append(f"acc1 {a.metrics.acc1:.3f} · ECE {a.ece:.3f}")
         if b is not None and b.metrics is not None:
             parts.append(f"B acc1 {b.metrics.acc1:.3f}")
         view = self.views.map

@@ -43,7 +43,7 @@ class ImageData:
         """A pandas Index over the ids (hash look-up in C: ~0.2 s to build for 1M ids)."""
         import pandas as pd
 
-        return pd.Index(self.ids)
+        return pd.Index(self.ids, dtype=object)  # object: 5x faster to build than arrow str
 
     def rows_of(self, ids: list[str]) -> np.ndarray:
         """Row numbers of ``ids``; -1 for an unknown id."""
@@ -118,6 +118,18 @@ class PromptResults:
     def top1(self) -> np.ndarray:
         """(N,) int32 predicted class per image (codes into ``predictions.classnames``)."""
         return self.predictions.topk_indices[:, 0].astype(np.int32)
+
+    @property
+    def predicted_codes(self) -> tuple[np.ndarray, list[str]]:
+        """The predicted labels as (codes, names), what the views take instead of N strings."""
+        return self.top1, list(self.predictions.classnames)
+
+    @cached_property
+    def ece(self) -> float:
+        """Expected calibration error of top-1 (computed once, the status line reads it often)."""
+        from clipviz.compute import calibration
+
+        return calibration(self.predictions).ece
 
 
 @dataclass

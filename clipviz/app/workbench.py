@@ -112,6 +112,8 @@ class Workbench(t.HasTraits):
         self._snapshot: Any = None  # the static output shown with the widget (snapshot.py)
         self.status = ""
         self._closed = False
+        self._known_rows: Any = None  # row numbers a view reported with its selection
+        self._selection_rows: Any = None  # row numbers of ``selection`` (after validation)
         projector = Projector(
             projection,
             self._on_projection_ready,
@@ -318,23 +320,30 @@ class Workbench(t.HasTraits):
     @t.validate("selection")
     def _check_selection(self, proposal: dict[str, Any]) -> list[str]:
         value = list(dict.fromkeys(str(v) for v in proposal["value"]))
-        rows = self.data.rows_of(value)
+        known = self._known_rows  # rows the selecting view reported
+        rows = known if known is not None and len(known) == len(value) else None
+        rows = self.data.rows_of(value) if rows is None else rows
         if (rows < 0).any():
             unknown = [v for v, r in zip(value, rows, strict=True) if r < 0]
             raise t.TraitError(
                 f"selection has ids that are not images of this workbench: {unknown[:5]}; "
                 f"use ids from wb.ids (e.g. {self.ids[:2]})"
             )
+        self._selection_rows = rows
         return value
 
     @t.observe("selection")
     def _selection_changed(self, change: dict[str, Any]) -> None:
-        self.controller.select(change["new"])
+        self.controller.select(change["new"], self._selection_rows)
 
     def _on_view_selection(self, change: dict[str, Any]) -> None:
         """A user selected in one view: that becomes the workbench's selection."""
         if not self.controller.is_linking():
-            self.selection = list(change["new"])
+            self._known_rows = change["owner"].selected_rows  # no id look-up for a lasso
+            try:
+                self.selection = list(change["new"])
+            finally:
+                self._known_rows = None
 
     # ------------------------------------------------------------------- errors
     def guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,7 +18,7 @@ DEFAULT_MAX_FIT_POINTS = 20_000
 # Each placed point is compared with this many fitted images (a subset of the sample when it
 # is larger): 1M x 4,096 x 128 is ~0.5 TFLOP, tens of seconds on two cores, in the background.
 _LANDMARKS = 4_096
-_CHUNK = 16_384
+_CHUNK = 2_048  # per chunk: 2k x 4,096 float32 sims (32 MB) and their int64 argpartition (64 MB)
 
 
 class Cancelled(Exception):

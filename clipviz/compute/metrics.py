@@ -119,10 +119,9 @@ def evaluate(pred: Predictions) -> Metrics:
             "Give the images labels (e.g. ImageSet.from_folder with one sub-folder per class)."
         )
     classes = list(pred.classnames)
-    index = {name: i for i, name in enumerate(classes)}
-    true_all = np.array([index.get(lab, -1) for lab in pred.labels], dtype=np.int64)
+    true_all = pred.true_indices  # hash look-ups in C (or per distinct label), not per image
     keep = true_all >= 0
-    excluded = _excluded(pred.labels, keep)
+    excluded = _excluded(pred, keep)
     if not keep.any():
         shown = ", ".join(repr(x) for x in list(excluded)[:5])
         raise ValueError(
@@ -136,14 +135,14 @@ def evaluate(pred: Predictions) -> Metrics:
             f"of the metrics: {dict(list(excluded.items())[:5])}.",
             stacklevel=2,
         )
-    true = true_all[keep]
-    top1 = pred.topk_indices[keep, 0]
+    rows = slice(None) if not excluded else keep  # all kept: views, not (N, k) masked copies
+    true = true_all[rows]
+    top1 = pred.topk_indices[rows, 0]
     c = len(classes)
     acc5 = float("nan")
     if c >= 5:
-        acc5 = float(np.mean(np.any(_top5(pred, keep) == true[:, None], axis=1)))
-    conf = np.zeros((c, c), dtype=np.int64)
-    np.add.at(conf, (true, top1), 1)
+        acc5 = float(np.mean((_top5(pred, rows) == true[:, None]).any(axis=1)))
+    conf = np.bincount(true * c + top1, minlength=c * c).reshape(c, c).astype(np.int64)
     per_class = _per_class(conf, classes)
     recall = per_class["accuracy"].to_numpy()
     cols = pd.Index(classes, name="predicted")
@@ -158,7 +157,7 @@ def evaluate(pred: Predictions) -> Metrics:
     )
 
 
-def _top5(pred: Predictions, keep: np.ndarray) -> np.ndarray:
+def _top5(pred: Predictions, keep: np.ndarray | slice) -> np.ndarray:
     if pred.k >= 5:
         return pred.topk_indices[keep, :5]
     # zero_shot kept fewer than 5: rank again, on similarity (float32 probs underflow to ties)
@@ -186,9 +185,18 @@ def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
     )
 
 
-def _excluded(labels: list[str], keep: np.ndarray) -> dict[str | None, int]:
+def _excluded(pred: Predictions, keep: np.ndarray) -> dict[str | None, int]:
+    """Label -> number of images left out; only the images left out are read."""
+    left_out = np.flatnonzero(~keep)
+    if pred.label_codes is not None:
+        codes, names = pred.label_codes
+        found, counts = np.unique(np.asarray(codes)[left_out], return_counts=True)
+        return {
+            (names[c] if c >= 0 else None): int(k)
+            for c, k in zip(found.tolist(), counts.tolist(), strict=True)
+        }
     out: dict[str | None, int] = {}
-    for lab, ok in zip(labels, keep, strict=True):
-        if not ok:
-            out[lab] = out.get(lab, 0) + 1
+    labels = pred.labels
+    for i in left_out.tolist():
+        out[labels[i]] = out.get(labels[i], 0) + 1
     return out

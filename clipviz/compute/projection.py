@@ -320,22 +320,22 @@ def _pca(img: np.ndarray, txt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Exact up to ``_PCA_MAX_ROWS`` images; above, the axes come from a seeded sample of that
     many images plus every prompt (random rows give the axes of the whole to ~1e-2; the
-    full covariance took 0.5 s at 1M x 128 alone and 8 s at 100k on a loaded 2-core machine). sklearn's "covariance_eigh" solver (eigh of
-    the D x D covariance, no centered copy) measured 2-4x faster than a hand-written numpy
-    covariance + eigh and than sklearn's "auto" (an approximate randomized solver).
+    full covariance took 0.5 s at 1M x 128 alone and 8 s at 100k on a loaded 2-core machine).
+    The axes are the top eigenvectors of the D x D covariance (what sklearn's "covariance_eigh"
+    solver computes, with its sign rule: each axis's largest entry positive), in numpy: importing
+    sklearn for it cost 1-2 s on a quiet machine and up to a minute under load.
     """
-    from sklearn.decomposition import PCA  # lazily: sklearn import costs ~1 s
-
     rows = scale.sample_indices(len(img), _PCA_MAX_ROWS, 0)
-    x = np.vstack([img[rows] if len(rows) < len(img) else img, txt])
+    x = np.vstack([img[rows] if len(rows) < len(img) else img, txt]).astype(np.float64)
+    mean = x.mean(axis=0)
+    x -= mean
     n_comp = min(2, *x.shape)
-    try:
-        pca = PCA(n_comp, svd_solver="covariance_eigh").fit(x)
-    except ValueError:  # scikit-learn < 1.5 has no covariance_eigh
-        pca = PCA(n_comp, svd_solver="full").fit(x)
+    _, vectors = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
+    axes = vectors[:, ::-1][:, :n_comp].T  # largest eigenvalue first
+    signs = np.sign(axes[np.arange(n_comp), np.abs(axes).argmax(axis=1)])
     comps = np.zeros((2, x.shape[1]), np.float32)
-    comps[:n_comp] = pca.components_  # signs already flipped by sklearn (svd_flip)
-    return pca.mean_.astype(np.float32), comps
+    comps[:n_comp] = axes * np.where(signs == 0, 1.0, signs)[:, None]
+    return mean.astype(np.float32), comps
 
 
 def _umap(x: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, Any]:

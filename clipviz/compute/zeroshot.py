@@ -11,6 +11,7 @@ sum to 1 over the classes. The ranking (top-k) is the same cosine ranking in bot
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -53,6 +54,9 @@ class Predictions:
         How ``probs`` were computed (see above).
     logit_bias : float or None
         The bias of the sigmoid scoring; None for softmax.
+    label_codes : (codes, names) or None
+        ``labels`` as (N,) integer codes into ``names`` when known (``true_indices`` then
+        looks up each distinct label once, not each image).
     """
 
     ids: list[str]
@@ -66,6 +70,7 @@ class Predictions:
     logit_scale: float = DEFAULT_LOGIT_SCALE
     scoring: str = "softmax"
     logit_bias: float | None = None
+    label_codes: tuple[np.ndarray, list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,6 +106,8 @@ class Predictions:
         """(N,) int64 column of each true label in ``classnames``; -1 when not a classname."""
         if self.labels is None:
             return None
+        if self.label_codes is not None:
+            return _true_from_codes(self.label_codes, self.classnames, len(self.ids))
         import pandas as pd
 
         # hash lookup in C: a Python loop over 100k labels would cost more than the zero-shot
@@ -157,9 +164,12 @@ def similarity(
     ValueError
         Embeddings from different models, or different dimensions.
     """
-    img, txt = _vectors(emb, "images"), _vectors(prompts, "prompts")
+    img, txt = _rows(emb, "images"), _vectors(prompts, "prompts")
     _check_compatible(emb, prompts, img, txt)
-    return img @ txt.T
+    out = np.empty((len(img), len(txt)), np.float32)
+    for _ in _similarity_chunks(img, txt, out=out):
+        pass
+    return out
 
 
 def zero_shot(
@@ -169,6 +179,7 @@ def zero_shot(
     *,
     logit_scale: float | None = None,
     classnames: list[str] | None = None,
+    label_codes: tuple[np.ndarray, list[str]] | None = None,
 ) -> Predictions:
     """Zero-shot classify embedded images against class prompt vectors.
 
@@ -184,20 +195,31 @@ def zero_shot(
         Temperature. Defaults to the model's (``ModelInfo.logit_scale``), or 100.
     classnames : list of str, optional
         Class names for a raw prompt array (default "0", "1", ...).
+    label_codes : (codes, names), optional
+        The images' true labels as (N,) integer codes into ``names`` (e.g. from
+        ``pandas.factorize``): ``true_indices`` then costs one look-up per distinct label
+        instead of one per image.
 
     Returns
     -------
     Predictions
+        ``ids`` and ``labels`` are the embeddings' own lists (shared, not copied).
 
     Raises
     ------
     ValueError
         Different models or dimensions, no classes, or k < 1.
+
+    Notes
+    -----
+    The work goes in chunks of rows (product, softmax, top-k per chunk), so the temporaries stay
+    a few MB at any N and float16 or memory-mapped vectors are read, not copied, once.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer (top-k classes per image), got {k!r}.")
-    sim = similarity(emb, prompts)
-    n, c = sim.shape
+    img, txt = _rows(emb, "images"), _vectors(prompts, "prompts")
+    _check_compatible(emb, prompts, img, txt)
+    n, c = len(img), len(txt)
     if c == 0:
         raise ValueError("zero_shot() needs at least one class prompt; got 0.")
     names = _classnames(prompts, classnames, c)
@@ -209,20 +231,67 @@ def zero_shot(
     )
     scoring = getattr(model, "scoring", "softmax")
     bias = getattr(model, "logit_bias", None) if scoring == "sigmoid" else None
-    if scoring == "sigmoid":
-        probs = _sigmoid_scaled(sim, scale, float(bias))
-    else:
-        # class-major copy (N x C float32, ~1 ms per 100k): per-image reductions become row ops
-        probs = _softmax_scaled(np.ascontiguousarray(sim.T), scale)
-    top_idx = _topk(sim, min(int(k), c))
-    top_p = np.take_along_axis(probs, top_idx, axis=1)
-    ids = list(emb.ids) if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
-    labels = (
-        list(emb.labels) if isinstance(emb, ImageEmbeddings) and emb.labels is not None else None
-    )
+    k = min(int(k), c)
+    sim, probs = np.empty((n, c), np.float32), np.empty((n, c), np.float32)
+    top_idx, top_p = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
+    for part, s in _similarity_chunks(img, txt, out=sim):
+        if scoring == "sigmoid":
+            probs[part] = _sigmoid_scaled(s, scale, float(bias))
+        else:  # class-major chunk: per-image reductions become vectorised row operations
+            probs[part] = _softmax_scaled(np.ascontiguousarray(s.T), scale)
+        top_idx[part] = _topk(s, k)
+        top_p[part] = np.take_along_axis(probs[part], top_idx[part], axis=1)
+    ids = emb.ids if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
+    labels = emb.labels if isinstance(emb, ImageEmbeddings) else None
+    codes = label_codes if labels is not None else None
     return Predictions(
-        ids, names, probs, sim, top_idx, top_p, labels, model, scale, scoring, bias
+        ids, names, probs, sim, top_idx, top_p, labels, model, scale, scoring, bias, codes
     )
+
+
+#: Rows per chunk in zero_shot/similarity: 32k x 128 float32 vectors are 16 MB, sims ~3 MB.
+_CHUNK = 32_768
+
+
+def _rows(x: Any, what: str) -> np.ndarray:
+    """Image vectors as stored (float16/float32, a memory map stays one); checked 2-D."""
+    if isinstance(x, ImageEmbeddings):
+        v = np.asanyarray(x.vectors)
+    else:
+        v = _vectors(x, what)
+    if v.ndim != 2:
+        raise ValueError(f"The {what} vectors must be 2-D (count, dim), got shape {v.shape}.")
+    return v
+
+
+def _similarity_chunks(
+    img: np.ndarray, txt: np.ndarray, *, out: np.ndarray
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield ``(rows, out[rows])`` with ``out[rows] = img[rows] @ txt.T``, chunk by chunk.
+
+    ``img`` is read one chunk at a time as float32, so float16 or memory-mapped vectors are
+    never converted whole.
+    """
+    txt_t = np.ascontiguousarray(txt.T, dtype=np.float32)
+    for start in range(0, len(img), _CHUNK):
+        part = slice(start, min(start + _CHUNK, len(img)))
+        chunk = img[part]
+        if chunk.dtype != np.float32:
+            chunk = chunk.astype(np.float32)
+        np.matmul(chunk, txt_t, out=out[part])
+        yield part, out[part]
+
+
+def _true_from_codes(
+    label_codes: tuple[np.ndarray, list[str]], classnames: list[str], n: int
+) -> np.ndarray:
+    codes, names = label_codes
+    codes = np.asarray(codes)
+    if codes.shape != (n,):
+        raise ValueError(f"label_codes has shape {codes.shape}; expected ({n},), one per image")
+    index = {name: i for i, name in reversed(list(enumerate(classnames)))}  # first wins
+    as_class = np.array([index.get(str(name), -1) for name in names] + [-1], np.int64)
+    return as_class[np.where(codes >= 0, codes, len(names))]  # a negative code: no label
 
 
 def _sigmoid_scaled(sim: np.ndarray, scale: float, bias: float) -> np.ndarray:

@@ -32,13 +32,21 @@ class Grouping:
 
 
 def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndarray | None = None):
-    """(G, C) mean similarity per group code (over ``rows`` only, when given) and (G,) sizes."""
+    """(G, C) mean similarity per group code (over ``rows`` only, when given) and (G,) sizes.
+
+    One sparse (G, N) indicator times the (N, C) similarities: a single pass over the rows
+    (per-column ``bincount`` read the matrix C times, strided).
+    """
+    import scipy.sparse as sp  # lazily: scipy comes with scikit-learn
+
     c = codes if rows is None else codes[rows]
-    counts = np.bincount(c, minlength=n_groups)
     sub = sim if rows is None else sim[rows]
-    sums = np.stack(
-        [np.bincount(c, weights=sub[:, j], minlength=n_groups) for j in range(sim.shape[1])], axis=1
+    counts = np.bincount(c, minlength=n_groups)
+    indicator = sp.csc_matrix(
+        (np.ones(len(c), np.float32), np.asarray(c, np.int64), np.arange(len(c) + 1)),
+        shape=(n_groups, len(c)),
     )
+    sums = np.asarray(indicator @ sub)
     return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
 
 

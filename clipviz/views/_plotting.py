@@ -50,6 +50,39 @@ def as_strings(values: Sequence[Any] | None, name: str, n: int) -> list[str] | N
     return out
 
 
+#: Labels as ``(codes, names)``: an (N,) integer array of codes into ``names``.
+Codes = tuple[np.ndarray, Sequence[str]]
+
+
+def as_codes(values: Sequence[str] | Codes | None, name: str, n: int) -> Codes | None:
+    """Labels as ``(codes, names)``: as given (checked), or factorised from N strings.
+
+    Views take labels either way; integer codes cost a million images nothing per update,
+    where a list of a million strings costs a Python pass each time.
+    """
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a list of strings, not a single string {values!r}")
+    if isinstance(values, tuple) and len(values) == 2 and isinstance(values[0], np.ndarray):
+        codes, names = values[0], [str(x) for x in values[1]]
+        if codes.shape != (n,) or codes.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name} codes have shape {codes.shape} and dtype {codes.dtype}; "
+                f"expected ({n},) integers, one per item"
+            )
+        if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= len(names)):
+            raise ValueError(
+                f"{name} codes must lie in [0, {len(names)}): one of the {len(names)} names"
+            )
+        return codes, names
+    strings = as_strings(values, name, n) or []
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(strings, dtype=object), sort=True)
+    return codes.astype(np.int32), [str(x) for x in uniques]
+
+
 def unique_names(names: Sequence[str]) -> list[str]:
     """Make names unique by suffixing repeats (" (2)", ...): plotly merges equal categories."""
     seen: dict[str, int] = {}
@@ -66,6 +99,12 @@ class ColourMap:
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
+
+    def codes_of(self, labels: Codes) -> np.ndarray:
+        """Colour code per image of labels given as ``(codes, names)``: one look-up per name."""
+        codes, names = labels
+        lookup, _ = self.codes(list(names))
+        return lookup[codes] if len(lookup) else np.zeros(len(codes), np.uint8)
 
     def codes(self, labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """Integer code per label (uint8 when it fits, else uint16) and the label of each code."""

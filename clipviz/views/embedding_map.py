@@ -14,22 +14,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from traitlets import Bool, Enum, HasTraits, List, Unicode, observe
+from traitlets import Bool, Enum, HasTraits, List, Unicode, observe, validate
 
 from clipviz.views import _map_widget as wire
 from clipviz.views._plotting import (
     PALETTE,
+    Codes,
     ColourMap,
+    as_codes,
     as_strings,
     as_xy,
     check_thumbnails,
     image_format,
 )
+from clipviz.views._selection import RowsOfSelection, check_ids
 
 _LEGEND_MAX = 30  # more classes than this present: the legend lists the first ones and a count
 
 
-class EmbeddingMap(HasTraits):
+class EmbeddingMap(RowsOfSelection, HasTraits):
     """Images and prompts in one 2-D map (UMAP or PCA), with lasso and box selection.
 
     Parameters
@@ -61,7 +64,7 @@ class EmbeddingMap(HasTraits):
         when the page hovers that point.
     """
 
-    selection = List(Unicode())
+    selection = List()  # of str; checked in _check_selection (List(Unicode()) is slow at 10k+)
     hover = Unicode(None, allow_none=True)
     color_by = Enum(("predicted", "true"), default_value="predicted")
     center = Bool(False)
@@ -84,9 +87,11 @@ class EmbeddingMap(HasTraits):
         self._xy = np.zeros((0, 2), np.float32)
         self._extent = wire.extent_of()
         self._ids: list[str] = []
-        self._index: dict[str, int] = {}
-        self._predicted: list[str] | None = None
-        self._true: list[str] | None = None
+        self._ids_given: Any = None  # the id list last passed in (same list: not checked again)
+        self._index: Any = None  # pandas Index over the ids, built on the first id look-up
+        self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
+        self._predicted: Codes | None = None
+        self._true: Codes | None = None
         self._codes = np.zeros(0, np.uint8)
         self._prompt_xy = np.zeros((0, 2), np.float32)
         self._prompts: list[str] = []
@@ -115,23 +120,20 @@ class EmbeddingMap(HasTraits):
             Image positions.
         image_ids : list of str
             One unique id per image (what ``selection`` reports).
-        image_labels : list of str, optional
-            Predicted label per image (colours the points when ``color_by == "predicted"``).
+        image_labels : list of str or (codes, names), optional
+            Predicted label per image (colours the points when ``color_by == "predicted"``):
+            strings, or an (N,) integer array of codes into ``names`` (cheaper for many images).
         prompt_xy : array (C, 2), optional
             Prompt positions, in the same axes.
         prompts : list of str, optional
             Prompt text per row of ``prompt_xy`` (drawn next to the marker).
-        true_labels : list of str, optional
+        true_labels : list of str or (codes, names), optional
             True label per image (used when ``color_by == "true"``).
         """
-        ids = [str(i) for i in image_ids]
+        ids = self._ids if image_ids is self._ids_given else _unique_ids(image_ids)
         xy = as_xy(image_xy, "image_xy", len(ids))
-        index = {i: k for k, i in enumerate(ids)}
-        if len(index) != len(ids):
-            dup = next(i for k, i in enumerate(ids) if index[i] != k)
-            raise ValueError(f"image_ids must be unique; {dup!r} appears more than once")
-        predicted = as_strings(image_labels, "image_labels", len(ids))
-        true = as_strings(true_labels, "true_labels", len(ids))
+        predicted = as_codes(image_labels, "image_labels", len(ids))
+        true = as_codes(true_labels, "true_labels", len(ids))
         texts = as_strings(prompts, "prompts", len(prompts)) if prompts is not None else None
         pxy = None
         if prompt_xy is not None or texts is not None:
@@ -139,7 +141,11 @@ class EmbeddingMap(HasTraits):
             pxy = as_xy(
                 np.zeros((0, 2)) if prompt_xy is None else prompt_xy, "prompt_xy", len(texts)
             )
-        self._xy, self._ids, self._index = xy, ids, index
+        renamed = ids is not self._ids
+        self._xy, self._ids, self._ids_given = xy, ids, image_ids
+        if renamed:
+            self._index = None
+            self._rows = self._rows_of(list(self.selection))
         self._predicted, self._true = predicted, true
         if pxy is not None:
             self._prompt_xy, self._prompts = pxy, texts
@@ -170,16 +176,25 @@ class EmbeddingMap(HasTraits):
             self._sync_prompts()
 
     def set_labels(
-        self, labels: Sequence[str] | None, *, true_labels: Sequence[str] | None = None
+        self,
+        labels: Sequence[str] | Codes | None,
+        *,
+        true_labels: Sequence[str] | Codes | None = None,
     ) -> None:
         """Replace the predicted labels (and optionally the true ones): re-colours the images.
 
-        Only the colour codes travel (1 or 2 bytes per point); positions and camera stay.
+        Labels are strings or ``(codes, names)`` as in :meth:`set_points`. Only the colour
+        codes travel (1 or 2 bytes per point); positions and camera stay.
         """
-        self._predicted = as_strings(labels, "labels", len(self._ids))
+        self._predicted = as_codes(labels, "labels", len(self._ids))
         if true_labels is not None:
-            self._true = as_strings(true_labels, "true_labels", len(self._ids))
+            self._true = as_codes(true_labels, "true_labels", len(self._ids))
         self._recolour()
+
+    @property
+    def selected_rows(self) -> np.ndarray:
+        """Row numbers (into the ids of :meth:`set_points`) of ``selection``, in its order."""
+        return self._rows
 
     def set_thumbnails(self, thumbnails: Sequence[bytes] | None) -> None:
         """Encoded thumbnails, one per image, served on hover (kept in the kernel, never sent)."""
@@ -289,23 +304,28 @@ class EmbeddingMap(HasTraits):
             self._send_points(fit=False, codes_only=True)
 
     # ------------------------------------------------------------------ helpers
-    def _active_labels(self) -> list[str] | None:
-        if self.color_by == "true" and self._true is not None:
-            return self._true
-        return self._predicted
-
     def _active_codes(self) -> np.ndarray:
-        labels = self._active_labels()
+        use_true = self.color_by == "true" and self._true is not None
+        labels = self._true if use_true else self._predicted
         if labels is None:
             return np.zeros(len(self._ids), np.uint8)
-        return self._colours.codes(labels)[0]
+        return self._colours.codes_of(labels)
 
     def _prompt_colours(self) -> list[str]:
         return [self._colours.colour(p) or "#888888" for p in self._prompts]
 
     def _selected_rows(self) -> np.ndarray:
-        index = self._index
-        return np.fromiter((index[i] for i in self.selection if i in index), np.uint32)
+        return self._rows.astype(np.uint32)
+
+    def _rows_of(self, ids: list[str]) -> np.ndarray:
+        if not ids:
+            return np.zeros(0, np.int64)
+        if self._index is None:
+            import pandas as pd
+
+            self._index = pd.Index(self._ids, dtype=object)
+        rows = np.asarray(self._index.get_indexer(ids), np.int64)
+        return rows[rows >= 0]
 
     # ------------------------------------------------------------------ from the page
     def _on_page_message(self, _widget: Any, content: dict[str, Any], buffers: list[Any]) -> None:
@@ -322,10 +342,12 @@ class EmbeddingMap(HasTraits):
         ids = self._ids
         keep = rows[rows < len(ids)]
         self._from_page = True
+        self._known_rows = keep.astype(np.int64)
         try:
             self.selection = [ids[i] for i in keep.tolist()]
         finally:
             self._from_page = False
+            self._known_rows = None
         self._w.selected = keep.astype(np.uint32).tobytes()  # for later views
 
     def _answer_hover(self, i: int) -> None:
@@ -333,10 +355,9 @@ class EmbeddingMap(HasTraits):
             return
         self.hover = self._ids[i]
         lines = [self._ids[i]]
-        if self._predicted is not None:
-            lines.append(f"predicted: {self._predicted[i]}")
-        if self._true is not None:
-            lines.append(f"true: {self._true[i]}")
+        for what, labels in (("predicted", self._predicted), ("true", self._true)):
+            if labels is not None:
+                lines.append(f"{what}: {labels[1][int(labels[0][i])]}")
         data = self.thumbnail_provider(i) if self.thumbnail_provider is not None else None
         mime = f"image/{image_format(data)}" if data else ""
         content = {"type": "thumbnail", "index": i, "lines": lines, "mime": mime}
@@ -356,8 +377,23 @@ class EmbeddingMap(HasTraits):
         if change["new"] in ("predicted", "true"):
             self.color_by = change["new"]
 
+    @validate("selection")
+    def _check_selection(self, proposal: Any) -> list[str]:
+        return check_ids(proposal["value"])
+
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
+        self._rows = self._rows_of_selection(change["new"])
         # A selection made in the page is already drawn there: do not send it back.
         if self._w is not None and not self._from_page:
             self._w.selected = self._selected_rows().tobytes()
+
+
+def _unique_ids(image_ids: Sequence[Any]) -> list[str]:
+    """The ids as str, checked unique (one set of them; the duplicate named when not)."""
+    ids = [str(i) for i in image_ids]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise ValueError(f"image_ids must be unique; {dup!r} appears more than once")
+    return ids

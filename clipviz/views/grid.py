@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import traitlets as t
 
+from clipviz.views._plotting import Codes, as_codes
+from clipviz.views._selection import RowsOfSelection, check_ids
+
 _HERE = pathlib.Path(__file__).parent
 SORTS = ("input", "confidence", "confidence_asc", "similarity")
 #: Thumbnail bytes per reply message: well under the Jupyter server's 10 MB message limit.
@@ -29,7 +32,7 @@ MAX_REQUEST = 1000
 ThumbnailSource = Callable[[Sequence[int]], Sequence[bytes]]
 
 
-class PredictionGrid(t.HasTraits):
+class PredictionGrid(RowsOfSelection, t.HasTraits):
     """Zero-shot predictions on an image grid.
 
     Parameters
@@ -46,7 +49,7 @@ class PredictionGrid(t.HasTraits):
     those cells without any message coming back.
     """
 
-    selection = t.List(t.Unicode())
+    selection = t.List()  # of str; checked in _check_selection (List(Unicode()) is slow at 10k+)
     page = t.Int(0)
     page_size = t.Int(48)
     sort_by = t.Enum(SORTS, default_value="input")
@@ -58,16 +61,16 @@ class PredictionGrid(t.HasTraits):
         super().__init__(page_size=page_size, **kwargs)
         self._widget: Any = None
         self.ids: list[str] = []
-        self._index: dict[str, int] = {}
+        self._index: Any = None  # pandas Index over the ids, built on the first id look-up
+        self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
         self._thumb_source: ThumbnailSource | None = None
         self.thumb_mime = "image/webp"
         self.classnames: list[str] = []
         self._topk_idx = np.zeros((0, 0), np.int64)
         self._topk_probs = np.zeros((0, 0), np.float32)
         self._similarity: np.ndarray | None = None
-        self._labels: list[str] | None = None
-        self._labels_src: Any = None  # the list object the labels came from (identity cache)
-        self._label_codes: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.int64))
+        self._labels: Codes | None = None  # true labels as (codes, names)
+        self._labels_src: Any = None  # the labels object last given (identity cache)
         self._correct: np.ndarray | None = None
         self._judged: np.ndarray | None = None  # true label is one of the classnames
         self._results: tuple[np.ndarray, np.ndarray, str] | None = None
@@ -106,7 +109,8 @@ class PredictionGrid(t.HasTraits):
             listed = list(thumbnails)
             thumbnails = lambda indices: [listed[i] for i in indices]  # noqa: E731
         self.ids = ids
-        self._index = {i: n for n, i in enumerate(ids)}
+        self._index = None
+        self._rows = self._rows_of(list(self.selection))
         self._thumb_source, self.thumb_mime = thumbnails, mime
         self._topk_idx = np.zeros((len(ids), 0), np.int64)
         self._topk_probs = np.zeros((len(ids), 0), np.float32)
@@ -165,8 +169,9 @@ class PredictionGrid(t.HasTraits):
             (N, k) class indices, best first.
         topk_probs : numpy.ndarray
             (N, k) probabilities matching ``topk_indices``.
-        labels : sequence of str, optional
-            True labels; when given, cells are marked correct or wrong and the mistakes filter works.
+        labels : sequence of str or (codes, names), optional
+            True labels (strings, or (N,) integer codes into names); when given, cells are
+            marked correct or wrong and the mistakes filter works.
         similarity : numpy.ndarray, optional
             (N, C) cosine similarities, for sorting by similarity to one prompt.
         """
@@ -179,7 +184,7 @@ class PredictionGrid(t.HasTraits):
             raise ValueError(
                 f"topk_probs shape {topk_probs.shape} differs from topk_indices {topk_indices.shape}"
             )
-        if labels is not None and len(labels) != n:
+        if labels is not None and not isinstance(labels, tuple) and len(labels) != n:
             raise ValueError(f"got {len(labels)} labels for {n} images")
         if similarity is not None and np.shape(similarity) != (n, len(classnames)):
             raise ValueError(
@@ -191,7 +196,7 @@ class PredictionGrid(t.HasTraits):
         self._correct = self._judged = None
         if self._labels is not None and topk_indices.shape[1] > 0:
             # Compare integer codes, not N strings: labels are factorised once per label list.
-            unique, inverse = self._label_codes
+            inverse, unique = self._labels
             index = {c: i for i, c in enumerate(self.classnames)}
             as_class = np.array([index.get(u, -1) for u in unique], dtype=np.int64)
             self._correct = topk_indices[:, 0] == as_class[inverse]
@@ -201,16 +206,29 @@ class PredictionGrid(t.HasTraits):
             self.sort_prompt = self.classnames[0] if self.classnames else ""
         self._refresh()
 
-    def _set_labels(self, labels: Sequence[str] | None) -> None:
+    def _set_labels(self, labels: Sequence[str] | Codes | None) -> None:
         if labels is None:
             self._labels, self._labels_src = None, None
             return
-        if labels is self._labels_src:  # the same list again (every prompt edit): reuse
+        if labels is self._labels_src:  # the same labels again (every prompt edit): reuse
             return
-        self._labels = [str(x) for x in labels]
-        unique, inverse = np.unique(np.asarray(self._labels, dtype=object), return_inverse=True)
-        self._label_codes = ([str(u) for u in unique], inverse.reshape(-1))
+        self._labels = as_codes(labels, "labels", len(self.ids))
         self._labels_src = labels
+
+    @property
+    def selected_rows(self) -> np.ndarray:
+        """Row numbers (into the ids of :meth:`set_images`) of ``selection``, in its order."""
+        return self._rows
+
+    def _rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``ids``; -1 for an unknown id."""
+        if not len(ids):
+            return np.zeros(0, np.int64)
+        if self._index is None:
+            import pandas as pd
+
+            self._index = pd.Index(self.ids, dtype=object)
+        return np.asarray(self._index.get_indexer(list(ids)), np.int64)
 
     def show_results(self, ids: Sequence[str], scores: Sequence[float], title: str) -> None:
         """Show only these images, in this order (e.g. search hits), until cleared.
@@ -224,10 +242,10 @@ class PredictionGrid(t.HasTraits):
         title : str
             What the results are, e.g. the search text (shown as text, never as HTML).
         """
-        unknown = [i for i in ids if i not in self._index]
-        if unknown:
+        order = self._rows_of(ids)
+        if (order < 0).any():
+            unknown = [i for i, r in zip(ids, order, strict=True) if r < 0]
             raise ValueError(f"unknown image ids in results: {unknown[:5]}")
-        order = np.fromiter((self._index[i] for i in ids), dtype=np.int64, count=len(ids))
         self._results = (order, np.asarray(scores, dtype=np.float32), str(title))
         self._refresh(first_page=True)
 
@@ -262,7 +280,7 @@ class PredictionGrid(t.HasTraits):
         ]
         item: dict[str, Any] = {"i": i, "id": self.ids[i], "topk": topk}
         if self._labels is not None:
-            item["true"] = self._labels[i]
+            item["true"] = self._labels[1][int(self._labels[0][i])]
             judged = self._correct is not None and self._judged is not None and self._judged[i]
             item["correct"] = bool(self._correct[i]) if judged else None
         if self._results is not None:
@@ -279,10 +297,7 @@ class PredictionGrid(t.HasTraits):
         if self.mistakes_only and self._correct is not None:
             idx = idx[~self._correct & self._judged]
         if self.selected_only:
-            chosen = np.fromiter(
-                (self._index[s] for s in self.selection if s in self._index), np.int64
-            )
-            idx = idx[np.isin(idx, chosen)]
+            idx = idx[np.isin(idx, self._rows[self._rows >= 0])]
         if self.sort_by.startswith("confidence") and self._topk_probs.shape[1] > 0:
             conf = self._topk_probs[idx, 0]
             idx = idx[
@@ -314,7 +329,12 @@ class PredictionGrid(t.HasTraits):
     def _on_page(self, change: dict[str, Any]) -> None:
         self._push()
 
+    @t.validate("selection")
+    def _check_selection(self, proposal: dict[str, Any]) -> list[str]:
+        return check_ids(proposal["value"])
+
     def _on_selection(self, change: dict[str, Any]) -> None:
+        self._rows = self._rows_of_selection(change["new"])
         if self.selected_only:
             self._refresh()
 
@@ -386,7 +406,7 @@ def _build_widget(state: PredictionGrid) -> Any:
         n_shown = t.Int(0).tag(sync=True)
         n_pages = t.Int(1).tag(sync=True)
         results_title = t.Unicode("").tag(sync=True)
-        selection = t.List(t.Unicode()).tag(sync=True)
+        selection = t.List().tag(sync=True)  # of str (untyped: no per-id validation)
         page = t.Int(0).tag(sync=True)
         page_size = t.Int(48).tag(sync=True)
         sort_by = t.Unicode("input").tag(sync=True)

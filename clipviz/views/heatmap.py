@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from traitlets import Enum, HasTraits, List, TraitError, Tuple, Unicode, observe, validate
+from traitlets import Enum, HasTraits, List, Tuple, Unicode, observe, validate
 
 from clipviz.views import _heatmap_rows as hr
 from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
-from clipviz.views._plotting import HoverPanel, check_thumbnails, unique_names
+from clipviz.views._plotting import Codes, HoverPanel, as_codes, check_thumbnails, unique_names
+from clipviz.views._selection import RowsOfSelection, check_ids
 
 _MAX_TICKS = 60  # more rows than this: no row tick labels (hover still names them)
 _MAX_MARKS = 50  # at most this many outlined runs of selected rows
-Codes = tuple[np.ndarray, Sequence[str]]
 
 
 def _text(value: object) -> str:
@@ -33,23 +33,11 @@ def _text(value: object) -> str:
 
 def _as_grouping(values: Sequence[str] | Codes | None, n: int, name: str) -> hr.Grouping | None:
     """Labels as integer codes: from ``(codes, names)`` as given, or by factorising strings."""
-    if values is None:
-        return None
-    if isinstance(values, str):
-        raise TypeError(f"{name} must be a list of strings, not a single string {values!r}")
-    if isinstance(values, tuple) and len(values) == 2 and isinstance(values[0], np.ndarray):
-        codes, names = values
-        if codes.shape != (n,):
-            raise ValueError(f"{name} codes have shape {codes.shape}; expected ({n},)")
-        return hr.Grouping(np.asarray(codes, np.int64), [str(x) for x in names])
-    strings = [str(v) for v in values]
-    if len(strings) != n:
-        raise ValueError(f"{name} has {len(strings)} entries but {n} were expected (one per item)")
-    names, codes = np.unique(np.asarray(strings, dtype=object), return_inverse=True)
-    return hr.Grouping(codes.reshape(-1).astype(np.int64), [str(x) for x in names])
+    found = as_codes(values, name, n)
+    return None if found is None else hr.Grouping(found[0], list(found[1]))
 
 
-class SimilarityHeatmap(HasTraits):
+class SimilarityHeatmap(RowsOfSelection, HasTraits):
     """Images x prompts cosine similarity; click a cell to select its image.
 
     Parameters
@@ -164,7 +152,7 @@ class SimilarityHeatmap(HasTraits):
         if self._index is None:
             import pandas as pd
 
-            self._index = pd.Index(self._ids)
+            self._index = pd.Index(self._ids, dtype=object)
         rows = np.asarray(self._index.get_indexer(list(ids)), np.int64)
         return rows[rows >= 0]
 
@@ -337,16 +325,17 @@ class SimilarityHeatmap(HasTraits):
 
     @validate("selection")
     def _check_selection(self, proposal: Any) -> list[str]:
-        value = proposal["value"]
-        bad = next((v for v in value if not isinstance(v, str)), None)
-        if bad is not None:
-            raise TraitError(f"selection holds image ids (str), got {bad!r}")
-        return list(value)
+        return check_ids(proposal["value"])
+
+    @property
+    def selected_rows(self) -> np.ndarray:
+        """Row numbers (into the image ids of :meth:`set_data`) of ``selection``."""
+        return self._selected
 
     @observe("selection")
     def _on_selection(self, change: Any) -> None:
         # Outlines are layout shapes: drawing them raises no figure event, so no echo guard.
-        self._selected = self._rows_of(change["new"])
+        self._selected = self._rows_of_selection(change["new"])
         if len(self._ids) > self.max_rows:
             self._redraw()  # the drill-down rows follow the selection
         elif self._fig is not None:
