@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import clipviz
-from clipviz.compute.saliency_metrics import mask_mass_ratio, pointing_hits
+from clipviz.compute.saliency_metrics import centre_prior, mask_mass_ratio, pointing_hits
 from clipviz.datasets import shapes
 from clipviz.models.saliency import list_methods, saliency, saliency_batch
 from clipviz.models.saliency._align import input_geometry
@@ -175,6 +175,18 @@ def test_pointing_game_beats_random_on_fresh_shapes(resnet):
     assert chance < 0.4
     assert hits.mean() >= chance + 0.2, (hits.mean(), chance)
     assert mask_mass_ratio(maps, masks).mean() > 1.2  # concentrates on the shape
+
+
+def test_auto_beats_the_centre_prior_on_fresh_shapes(resnet):
+    """The default must know more than "shapes sit near the middle" (grad-x-input did not)."""
+    data = shapes(40, seed=2025)
+    prompts = [[f"a photo of a {s}."] for s in data.labels["shape"]]
+    boxes = [g.box() for g in data.geometry]
+    masks = np.stack([g.mask() for g in data.geometry])
+    maps = np.concatenate(saliency_batch(resnet, data.images, prompts, method="auto"))
+    prior = centre_prior(len(maps), 64, 64)
+    assert pointing_hits(maps, boxes).mean() >= pointing_hits(prior, boxes).mean() + 0.1
+    assert mask_mass_ratio(maps, masks).mean() > mask_mass_ratio(prior, masks).mean()
 
 
 def test_metrics_on_known_maps():
