@@ -160,7 +160,8 @@ def test_save_html_includes_the_overlays_and_detail_shown(wb, tmp_path):
     wb.selection = [wb.ids[0]]
     assert wb.saliency.wait(120)
     text = wb.save_html(tmp_path / "where.html").read_text()
-    assert "where each prompt matches" in text and "where each prompt matches" not in plain
+    title = f"{wb.ids[0]}: where each prompt matches"
+    assert title in text and title not in plain
     overlay = wb.saliency.shown[0]
     import base64
 

@@ -25,8 +25,10 @@ __all__ = ["saliency_view", "WorkbenchSaliency", "SaliencyWorker"]
 
 #: Images per saliency forward pass in the background; the job can stop between chunks.
 CHUNK = 8
-#: Longest side of the large image in the detail view (CSS pixels).
-DETAIL_SIZE = 224
+#: Longest side of a grid overlay in pixels (a grid cell is about 112 CSS pixels wide).
+OVERLAY_SIZE = 128
+#: Overlay encoding per grid thumbnail MIME type (the page decodes one type for all).
+_FORMATS = {"image/webp": "WEBP", "image/jpeg": "JPEG", "image/png": "PNG"}
 
 
 def saliency_view(
@@ -146,7 +148,7 @@ class WorkbenchSaliency:
         self._selector: Any = None
         self._widget: Any = None
         grid = wb.views["grid"]
-        grid.overlay_handler = self.on_page_request
+        grid.overlay_handler = wb.guarded(self.on_page_request)
         grid.observe(self._on_where, names="where")
         wb.observe(self._on_selection, names="selection")
 
@@ -221,8 +223,8 @@ class WorkbenchSaliency:
     ) -> None:
         from clipviz.models.saliency.page import saliency_for_page
 
-        grid, store = self.wb.views["grid"], self.wb.thumbnails
-        size = getattr(store, "size", None)
+        grid = self.wb.views["grid"]
+        fmt = _FORMATS.get(grid.thumb_mime, "PNG")
         for start in range(0, len(rows), CHUNK):
             if stale():
                 return
@@ -234,8 +236,8 @@ class WorkbenchSaliency:
                 method=method,
                 cache=self.cache,
                 vectors=vectors[prompts],
-                fmt="WEBP",
-                size=size if isinstance(size, int) else None,
+                fmt=fmt,
+                size=OVERLAY_SIZE,
             )
             if stale() or not grid.send_thumbnails(part, blobs, version):
                 return
