@@ -1,9 +1,11 @@
 """Benchmark: saliency quality and speed, every method and baseline in one run.
 
 Quality on fresh shapes images (seed 777, never used in training or tests) with the true-shape
-prompt "a photo of a {shape}.": pointing game (the map's maximum inside the shape's box) and
+prompt "a photo of a {shape}." (its cosine alone is the target; other prompts play no part):
+pointing game (the map's maximum inside the shape's box) and
 mass-in-mask / mask area fraction, against a uniform-random map and a centred Gaussian, computed
-here. Speed: time per image and prompt (one image, six shape prompts) for the bundled ResNet
+here. Occlusion (64 forward passes per image) runs on the first 200 images only; ``subset``
+compares every method and reference on those same 200. Speed: time per image and prompt (one image, six shape prompts) for the bundled ResNet
 and a random-weight ViT-B-32; the grid overlay for a 24-image page (top-1 prompt per image).
 
 Targets: pointing >= 95%, mass ratio >= 3, <= 30 ms (bundled), <= 500 ms (ViT-B-32), page <= 1 s.
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import clipviz
-from clipviz.compute.saliency_metrics import mask_mass_ratio, pointing_hits
+from clipviz.compute.saliency_metrics import centre_prior, mask_mass_ratio, pointing_hits
 from clipviz.datasets import SHAPES, shapes
 from clipviz.models.saliency import list_methods, saliency, saliency_batch, tower_kind
 
@@ -42,10 +44,8 @@ def _timed(fn):
 
 def _references(boxes, masks, size):
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:size, :size]
-    centre = np.exp(-((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2 * (size / 6) ** 2))
     refs = {"random (uniform noise)": rng.random((len(boxes), size, size))}
-    refs["centre prior (Gaussian)"] = np.broadcast_to(centre, (len(boxes), size, size))
+    refs["centre prior (Gaussian)"] = centre_prior(len(boxes), size, size)
     return {
         name: {
             "pointing": float(pointing_hits(m, boxes).mean()),
@@ -55,36 +55,72 @@ def _references(boxes, masks, size):
     }
 
 
-def quality(model, n: int, batch: int = 50) -> dict:
+SLOW = {"occlusion": 200}  # 64 forward passes per image: the first 200 images only
+
+
+def _scores(maps, boxes, masks) -> dict:
+    return {
+        "pointing": float(pointing_hits(maps, boxes).mean()),
+        "mass_ratio": float(mask_mass_ratio(maps, masks).mean()),
+    }
+
+
+def quality(model, n: int, batch: int = 50, slow: dict | None = None) -> dict:
+    """Every method on the same n images (a slow one on the first ``slow[method]`` of them:
+    ``subset`` then compares every method and reference on those images)."""
+    slow = SLOW if slow is None else slow
     data = shapes(n, seed=SEED)
     boxes = [g.box() for g in data.geometry]
     masks = np.stack([g.mask() for g in data.geometry])
     prompts = [[f"a photo of a {s}."] for s in data.labels["shape"]]
-    rows = {}
+    k = min([n, *slow.values()])
+    rows, subset = {}, {}
     for method in list_methods(tower_kind(model)):
         maps, wall, cpu = [], 0.0, 0.0
-        for a in range(0, n, batch):
+        m_n = min(n, slow.get(method, n))
+        for a in range(0, m_n, batch):
+            e = min(a + batch, m_n)
             out, w, c = _timed(
-                lambda a=a, method=method: saliency_batch(
-                    model, data.images[a : a + batch], prompts[a : a + batch], method=method
+                lambda a=a, e=e, method=method: saliency_batch(
+                    model, data.images[a:e], prompts[a:e], method=method
                 )
             )
             maps += out
             wall, cpu = wall + w, cpu + c
-            print(f"  {method}: {min(a + batch, n)}/{n}", flush=True)
+            print(f"  {method}: {min(a + batch, m_n)}/{m_n}", flush=True)
         maps = np.concatenate(maps)
         rows[method] = {
-            "pointing": float(pointing_hits(maps, boxes).mean()),
-            "mass_ratio": float(mask_mass_ratio(maps, masks).mean()),
-            "batched_ms_per_image_wall": 1e3 * wall / n,
-            "batched_ms_per_image_cpu": 1e3 * cpu / n,
+            "n_images": m_n,
+            **_scores(maps, boxes[:m_n], masks[:m_n]),
+            "batched_ms_per_image_wall": 1e3 * wall / m_n,
+            "batched_ms_per_image_cpu": 1e3 * cpu / m_n,
         }
+        subset[method] = _scores(maps[:k], boxes[:k], masks[:k])
         print(method, rows[method], flush=True)
+    refs = _references(boxes, masks, 64)
+    subset_refs = _references(boxes[:k], masks[:k], 64)
     return {
         "n_images": n,
         "seed": SEED,
         "methods": rows,
-        "references": _references(boxes, masks, 64),
+        "references": refs,
+        "winner": _winner(rows, refs),
+        "subset": {"n_images": k, "methods": subset, "references": subset_refs},
+    }
+
+
+def _winner(rows: dict, refs: dict) -> dict:
+    """The best method by pointing, and its margin over the baselines and the centre prior."""
+    best = max(rows, key=lambda m: rows[m]["pointing"])
+    others = {m: r for m, r in rows.items() if m != best}
+    others["centre prior"] = refs["centre prior (Gaussian)"]
+    others["random"] = refs["random (uniform noise)"]
+    return {
+        "method": best,
+        "pointing_over": {m: rows[best]["pointing"] - r["pointing"] for m, r in others.items()},
+        "mass_ratio_over": {
+            m: rows[best]["mass_ratio"] - r["mass_ratio"] for m, r in others.items()
+        },
     }
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import clipviz
-from clipviz.compute.saliency_metrics import mask_mass_ratio, pointing_hits
+from clipviz.compute.saliency_metrics import centre_prior, mask_mass_ratio, pointing_hits
 from clipviz.datasets import shapes
 from clipviz.models.saliency import list_methods, saliency, saliency_batch
 from clipviz.models.saliency._align import input_geometry
@@ -163,18 +163,31 @@ def test_geometry_masks_match_drawn_pixels():
         assert x0 <= geom.cx <= x1 and y0 <= geom.cy <= y1
 
 
-def test_pointing_game_beats_random_on_fresh_shapes(resnet):
-    data = shapes(20, seed=2024)
+def _auto_maps(model, n: int, seed: int):
+    """Maps for the true-shape prompt on fresh shapes images, with their boxes and masks."""
+    data = shapes(n, seed=seed)
     prompts = [[f"a photo of a {s}."] for s in data.labels["shape"]]
     boxes = [g.box() for g in data.geometry]
     masks = np.stack([g.mask() for g in data.geometry])
-    maps = np.concatenate(saliency_batch(resnet, data.images, prompts, method="auto"))
+    return np.concatenate(saliency_batch(model, data.images, prompts, method="auto")), boxes, masks
+
+
+def test_pointing_game_beats_random_on_fresh_shapes(resnet):
+    maps, boxes, masks = _auto_maps(resnet, 20, 2024)
     hits = pointing_hits(maps, boxes)
     # random pointing: the box's share of the image (about 0.3 here)
     chance = np.mean([(x1 - x0 + 1) * (y1 - y0 + 1) / 64**2 for x0, y0, x1, y1 in boxes])
     assert chance < 0.4
     assert hits.mean() >= chance + 0.2, (hits.mean(), chance)
     assert mask_mass_ratio(maps, masks).mean() > 1.2  # concentrates on the shape
+
+
+def test_auto_beats_the_centre_prior_on_fresh_shapes(resnet):
+    """The default must know more than "shapes sit near the middle" (grad-x-input did not)."""
+    maps, boxes, masks = _auto_maps(resnet, 40, 2025)
+    prior = centre_prior(len(maps), 64, 64)
+    assert pointing_hits(maps, boxes).mean() >= pointing_hits(prior, boxes).mean() + 0.1
+    assert mask_mass_ratio(maps, masks).mean() > mask_mass_ratio(prior, masks).mean()
 
 
 def test_metrics_on_known_maps():

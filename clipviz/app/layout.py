@@ -57,13 +57,22 @@ def build(wb: Any) -> Any:
         _pane(w.VBox(left), "prompts"),
         _pane(views["map"].widget.add_class("clipviz-map"), "map"),
         _pane(views["heatmap"].widget.add_class("clipviz-heatmap"), "heatmap"),
-        _pane(views["grid"].widget, "grid"),
+        _pane(_grid_and_detail(wb), "grid"),
     ]
     dashboard = w.Box(panes, layout=w.Layout(display="grid")).add_class("clipviz-dashboard")
     return w.VBox(
         [w.HTML(f"<style>{stylesheet()}</style>"), bar, dashboard, wb.output],
         layout=w.Layout(width="100%"),
     ).add_class("clipviz-workbench")
+
+
+def _grid_and_detail(wb: Any) -> Any:
+    """The grid, with the saliency detail view under it when the workbench has one."""
+    import ipywidgets as w
+
+    grid = wb.views["grid"].widget
+    saliency = getattr(wb, "saliency", None)
+    return grid if saliency is None else w.VBox([grid, saliency.widget])
 
 
 def _pane(widget: Any, name: str) -> Any:

@@ -87,6 +87,9 @@ def collect(
         )
     shown = list(predictions.ids)[: max(0, int(max_images))]
     thumbnails, mime = _workbench_thumbnails(workbench, shown, thumb_size)
+    from clipviz.app.saliency import snapshot_detail_html, snapshot_overlays
+
+    thumbnails = snapshot_overlays(workbench, shown, thumbnails)  # the "where" overlays shown
     figures = {}
     for name in ("map", "heatmap", "metrics"):
         view = _view(workbench, name)
@@ -103,6 +106,7 @@ def collect(
         "metrics": metrics,
         "metrics_b": getattr(workbench, "metrics_b", None),
         "prompts": list(prompts) if prompts is not None else list(predictions.classnames),
+        "saliency_html": snapshot_detail_html(workbench),
     }
 
 
@@ -117,6 +121,7 @@ def render_html(
     prompts: Sequence[str] | None = None,
     title: str | None = None,
     max_images: int = DEFAULT_MAX_IMAGES,
+    saliency_html: str = "",
 ) -> str:
     """Build the snapshot page from plain parts (what :func:`save_html` collects).
 
@@ -140,6 +145,8 @@ def render_html(
         The page title.
     max_images : int
         Cap on grid cells.
+    saliency_html : str
+        Markup of the saliency detail view (escaped by the view), placed after the grid.
 
     Returns
     -------
@@ -156,6 +163,7 @@ def render_html(
         _metrics_html(metrics, metrics_b),
         _plots_html(figures or {}),
         _grid_html(predictions, thumbnails, thumb_mime, max_images),
+        saliency_html,
     ]
     head = (
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width">'
@@ -178,6 +186,9 @@ def notebook_html(workbench: Any, *, max_images: int = 24, thumb_size: int = 64)
         return "<div class='clipviz-static'><i>clipviz Workbench: no predictions yet</i></div>"
     shown = list(predictions.ids)[:max_images]
     thumbnails, mime = _workbench_thumbnails(workbench, shown, thumb_size)
+    from clipviz.app.saliency import snapshot_detail_html, snapshot_overlays
+
+    thumbnails = snapshot_overlays(workbench, shown, thumbnails)
     status = escape(str(getattr(workbench, "status", "") or ""))
     selected = list(getattr(workbench, "selection", []) or [])
     chosen = escape(", ".join(selected[:5]) + (" …" if len(selected) > 5 else ""))
@@ -189,7 +200,8 @@ def notebook_html(workbench: Any, *, max_images: int = 24, thumb_size: int = 64)
         "<p><b>clipviz Workbench</b> (static snapshot of its last state; run the notebook "
         f"for the live views)</p><p class='cv-meta'>{status}<br>{selection}</p>"
         f"{_metrics_html(metrics, getattr(workbench, 'metrics_b', None))}"
-        f"{_grid_html(predictions, thumbnails, mime, max_images)}</div>"
+        f"{_grid_html(predictions, thumbnails, mime, max_images)}"
+        f"{snapshot_detail_html(workbench)}</div>"
     )
 
 

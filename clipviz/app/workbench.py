@@ -139,6 +139,9 @@ class Workbench(t.HasTraits):
             if self.data.thumbnails is not None:
                 view.set_thumbnails(self.data.thumbnails)
         self._connect()
+        from clipviz.app.saliency import WorkbenchSaliency  # grid "where" overlays, detail view
+
+        self.saliency = WorkbenchSaliency(self) if WorkbenchSaliency.supported(self) else None
 
     def _connect(self) -> None:
         """Observe the views: prompt edits, search, the modality-gap toggle, selections."""
@@ -313,6 +316,8 @@ class Workbench(t.HasTraits):
         """Stop all background work (the UMAP fit and its child process); views stay as drawn."""
         self._closed = True
         self.controller.projector.close()
+        if self.saliency is not None:
+            self.saliency.close()
         self._views.map.pending = ""
         self.set_status()
 

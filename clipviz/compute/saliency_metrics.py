@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["pointing_hits", "mask_mass_ratio", "overlay"]
+__all__ = ["pointing_hits", "mask_mass_ratio", "centre_prior", "overlay"]
 
 
 def pointing_hits(maps: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
@@ -53,6 +53,17 @@ def mask_mass_ratio(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where((total > 0) & (area > 0), inside / total / area, 0.0)
     return ratio
+
+
+def centre_prior(n: int, h: int, w: int) -> np.ndarray:
+    """(n, h, w) centred Gaussians (sigma a sixth of each side): the map a method must beat.
+
+    Shapes cluster near the middle of the image, so a map that ignores the image already
+    points well; a saliency method is only useful where it beats this prior.
+    """
+    yy, xx = np.mgrid[:h, :w]
+    g = np.exp(-(((yy - h / 2) / (h / 6)) ** 2 + ((xx - w / 2) / (w / 6)) ** 2) / 2)
+    return np.broadcast_to(g, (n, h, w))
 
 
 # a perceptual dark-to-bright ramp (close to matplotlib's "inferno"), 5 stops

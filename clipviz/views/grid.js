@@ -85,7 +85,10 @@ function toolbar(model) {
   const prev = el("button", "clipviz-grid-prev", "‹ prev");
   const next = el("button", "clipviz-grid-next", "next ›");
   const pageInfo = el("span", "clipviz-grid-page");
-  bar.append(sort, prompt, mistakesLabel, selectedLabel, prev, pageInfo, next);
+  // "where": saliency overlays of the page for each image's top-1 prompt or a chosen one
+  const where = el("select", "clipviz-grid-where");
+  where.title = "where in each image the prompt matches (saliency overlay)";
+  bar.append(sort, prompt, where, mistakesLabel, selectedLabel, prev, pageInfo, next);
 
   const set = (name, value) => {
     model.set(name, value);
@@ -95,6 +98,7 @@ function toolbar(model) {
   prompt.addEventListener("change", () => set("sort_prompt", prompt.value));
   mistakes.addEventListener("change", () => set("mistakes_only", mistakes.checked));
   selected.addEventListener("change", () => set("selected_only", selected.checked));
+  where.addEventListener("change", () => set("where", where.value));
   prev.addEventListener("click", () => set("page", Math.max(0, model.get("page") - 1)));
   next.addEventListener("click", () =>
     set("page", Math.min(model.get("n_pages") - 1, model.get("page") + 1)),
@@ -105,6 +109,14 @@ function toolbar(model) {
     prompt.replaceChildren(...model.get("classnames").map((c) => option(c, c)));
     prompt.value = model.get("sort_prompt");
     prompt.style.display = model.get("sort_by") === "similarity" ? "" : "none";
+    const names = model.get("classnames");
+    where.replaceChildren(
+      option("", "where: off"),
+      option("top-1", "where: top-1 prompt"),
+      ...names.map((c) => option(c, `where: ${c}`)),
+    );
+    where.value = model.get("where");
+    where.style.display = model.get("has_where") ? "" : "none";
     mistakes.checked = model.get("mistakes_only");
     mistakesLabel.style.display = model.get("has_labels") ? "" : "none";
     selected.checked = model.get("selected_only");
@@ -169,6 +181,7 @@ function render({ model, el: root }) {
   clear.addEventListener("click", () => model.send({ type: "clear_results" }));
   banner.append(bannerText, clear);
   const grid = el("div", "clipviz-grid");
+  const markWhere = () => grid.classList.toggle("clipviz-grid-where-on", !!model.get("where"));
   wrap.append(bar, banner, grid);
   root.append(wrap);
 
@@ -203,6 +216,7 @@ function render({ model, el: root }) {
     bannerText.textContent = title ? `results: ${title}` : "";
   }
   const onImages = () => {
+    markWhere();
     thumbs.reset();
     drawCells();
   };
@@ -211,7 +225,7 @@ function render({ model, el: root }) {
     drawBanner();
     drawCells();
   };
-  const names = ["sort_by", "sort_prompt", "mistakes_only", "selected_only", "page", "n_pages", "classnames"];
+  const names = ["sort_by", "sort_prompt", "mistakes_only", "selected_only", "page", "n_pages", "classnames", "where", "has_where"];
   for (const n of names) model.on(`change:${n}`, updateBar);
   model.on("change:items", onItems);
   model.on("change:results_title", drawBanner);

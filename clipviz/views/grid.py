@@ -30,6 +30,9 @@ MAX_REQUEST = 1000
 
 #: ``thumbnails(indices) -> list of bytes``: encoded thumbnails of those image indices.
 ThumbnailSource = Callable[[Sequence[int]], Sequence[bytes]]
+#: ``handler(indices, where, version)``: asked for overlays of the page shown while ``where`` is
+#: on; it answers later with :meth:`PredictionGrid.send_thumbnails` (clipviz.app.saliency).
+OverlayHandler = Callable[[list[int], str, int], None]
 
 
 class PredictionGrid(RowsOfSelection, t.HasTraits):
@@ -56,6 +59,8 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
     sort_prompt = t.Unicode("")
     mistakes_only = t.Bool(False)
     selected_only = t.Bool(False)
+    #: "" (plain thumbnails), "top-1" or a classname: show where that prompt matches
+    where = t.Unicode("")
 
     def __init__(self, *, page_size: int = 48, **kwargs: Any) -> None:
         super().__init__(page_size=page_size, **kwargs)
@@ -79,6 +84,8 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
         self.observe(self._on_view_change, names=["selected_only", "page_size"])
         self.observe(self._on_page, names="page")
         self.observe(self._on_selection, names="selection")
+        self.overlay_handler: OverlayHandler | None = None
+        self.observe(lambda _change: self.reload_thumbnails(), names="where")
 
     # ----------------------------------------------------------------- data in
     def set_images(
@@ -133,7 +140,26 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
         wanted = [int(i) for i in list(indices)[:MAX_REQUEST] if 0 <= int(i) < n]
         if self._thumb_source is None or not wanted:
             return []
-        thumbs = self._thumb_source(wanted)
+        return self._pack(wanted, self._thumb_source(wanted))
+
+    def reload_thumbnails(self) -> None:
+        """Make the page drop its thumbnails and ask again (overlays on, off or changed)."""
+        if self._widget is not None:
+            self._widget.images_version += 1
+
+    def send_thumbnails(self, indices: Sequence[int], blobs: Sequence[bytes], version: int) -> bool:
+        """Send these images' bytes to the page now; False (nothing sent) when ``version`` is
+        stale, i.e. the thumbnails were reloaded since they were asked for."""
+        w = self._widget
+        if w is None or version != w.images_version:
+            return False
+        for message, buffer in self._pack([int(i) for i in indices], blobs):
+            w.send(message, buffers=[buffer])
+        return True
+
+    def _pack(
+        self, wanted: list[int], thumbs: Sequence[bytes]
+    ) -> list[tuple[dict[str, Any], bytes]]:
         version = self._widget.images_version if self._widget is not None else 0
         out: list[tuple[dict[str, Any], bytes]] = []
         chunk: list[tuple[int, bytes]] = []
@@ -204,6 +230,9 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
             self._judged = as_class[inverse] >= 0
         if self.sort_prompt not in self.classnames:
             self.sort_prompt = self.classnames[0] if self.classnames else ""
+        if self.where:  # new predictions: new top-1 prompts to show
+            self.where = self.where if self.where in ("top-1", *self.classnames) else "top-1"
+            self.reload_thumbnails()
         self._refresh()
 
     def _set_labels(self, labels: Sequence[str] | Codes | None) -> None:
@@ -349,6 +378,7 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
             w.n_shown = len(self._order)
             w.n_pages = self.n_pages
             w.results_title = self._results[2] if self._results is not None else ""
+            w.has_where = self.overlay_handler is not None
             w.items = self.page_items()
 
     # ----------------------------------------------------------------- widget
@@ -388,6 +418,7 @@ _TWO_WAY = (
     "sort_prompt",
     "mistakes_only",
     "selected_only",
+    "where",
 )
 
 
@@ -413,6 +444,8 @@ def _build_widget(state: PredictionGrid) -> Any:
         sort_prompt = t.Unicode("").tag(sync=True)
         mistakes_only = t.Bool(False).tag(sync=True)
         selected_only = t.Bool(False).tag(sync=True)
+        where = t.Unicode("").tag(sync=True)
+        has_where = t.Bool(False).tag(sync=True)  # an overlay handler is attached
 
     w = GridWidget(thumb_mime=state.thumb_mime)
     for name in _TWO_WAY:
@@ -450,3 +483,5 @@ def _on_message(state: PredictionGrid, w: Any, content: Any) -> None:
         indices = [i for i in content["indices"] if isinstance(i, int)]
         for message, buffer in state.thumbnail_messages(indices):
             w.send(message, buffers=[buffer])
+        if state.where and state.overlay_handler is not None:  # overlays replace them later
+            state.overlay_handler(indices, state.where, w.images_version)

@@ -33,7 +33,7 @@ def saliency(model: Any, image: Any, prompts: Any, *, method: str = "auto") -> n
         Prompts (encoded with the model) or text embeddings already computed.
     method : str
         ``"auto"`` (the measured best for the tower: ``AUTO``) or a name from
-        :func:`list_methods`: ``"gradcam"`` (ResNet), ``"grad-eclip"`` (ViT), and the
+        :func:`list_methods`: ``"layercam"`` and ``"gradcam"`` (ResNet), ``"grad-eclip"`` (ViT), and the
         baselines ``"grad-x-input"`` and ``"occlusion"`` (both towers).
 
     Returns

@@ -13,11 +13,12 @@ __all__ = ["Method", "register", "get_method", "list_methods", "AUTO"]
 # (model wrapper, pixels (B, 3, S, S), targets (B, P, D) unit text vectors) -> (B, P, s, s) >= 0
 MapFn = Callable[[Any, Any, Any], np.ndarray]
 
-# ResNet: measured by benchmarks/saliency_quality.py on the bundled model (pointing game, 100
-# fresh shapes images): grad-x-input 0.60, gradcam 0.54, occlusion 0.44. ViT: no trained ViT
+# ResNet: measured by benchmarks/saliency_quality.py on the bundled model (pointing game,
+# fresh shapes images; see benchmarks/results/saliency_quality.json): layercam beats gradcam,
+# grad-x-input, occlusion and the centre prior. ViT: no trained ViT
 # to measure on yet, so the published CLIP-specific method; re-measure when clipviz-shapes-vit
 # lands. Change only with a new measurement.
-AUTO = {"resnet": "grad-x-input", "vit": "grad-eclip"}
+AUTO = {"resnet": "layercam", "vit": "grad-eclip"}
 
 
 @dataclass(frozen=True)

@@ -49,18 +49,26 @@ class SaliencyCache:
 _DEFAULT_CACHE = SaliencyCache()
 
 
-def overlay_png(image: Any, heat: np.ndarray, alpha: float = 0.6) -> bytes:
-    """PNG bytes of ``heat`` (H, W) blended onto the PIL image."""
+def overlay_png(
+    image: Any, heat: np.ndarray, alpha: float = 0.6, *, fmt: str = "PNG", size: int | None = None
+) -> bytes:
+    """Bytes of ``heat`` (H, W) blended onto the PIL image (PNG, or ``fmt`` e.g. "WEBP").
+
+    ``size``: scale the result so its longest side is ``size`` pixels (a grid thumbnail).
+    """
     from PIL import Image
 
     rgb = np.asarray(load_image(image))
+    blended = Image.fromarray(overlay(rgb, heat, alpha))
+    if size is not None and max(blended.size) > size:
+        blended.thumbnail((size, size), Image.BILINEAR)
     buf = io.BytesIO()
-    Image.fromarray(overlay(rgb, heat, alpha)).save(buf, format="PNG")
+    blended.save(buf, format=fmt)
     return buf.getvalue()
 
 
-def _digest(image: Any) -> str:
-    arr = np.asarray(image)
+def _digest(data: Any) -> str:
+    arr = np.ascontiguousarray(np.asarray(data))
     return hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
 
 
@@ -71,6 +79,9 @@ def saliency_for_page(
     *,
     method: str = "auto",
     cache: SaliencyCache | None = None,
+    vectors: np.ndarray | None = None,
+    fmt: str = "PNG",
+    size: int | None = None,
 ) -> list[bytes]:
     """One overlay PNG per image, for its own prompt (the grid's top-1 by default).
 
@@ -85,26 +96,37 @@ def saliency_for_page(
         As in :func:`clipviz.saliency`.
     cache : SaliencyCache, optional
         Defaults to a process-wide cache.
+    vectors : numpy.ndarray, optional
+        (len(images), D) text vector of each image's prompt (e.g. the workbench's template
+        ensemble); ``top1_prompts`` then only name them. Default: encode the prompt strings.
+    fmt, size : str, int, optional
+        Image format and longest side of the overlays (as in :func:`overlay_png`).
 
     Returns
     -------
     list of bytes
-        PNG overlays, in the order of ``images``.
+        Encoded overlays, in the order of ``images``.
     """
     if len(images) != len(top1_prompts):
         raise ValueError(f"{len(images)} images but {len(top1_prompts)} prompts")
+    if vectors is not None and len(vectors) != len(images):
+        raise ValueError(f"{len(images)} images but {len(vectors)} prompt vectors")
     cache = _DEFAULT_CACHE if cache is None else cache
     pils = [load_image(im) for im in images]
+    what = [str(p) if vectors is None else _digest(vectors[i]) for i, p in enumerate(top1_prompts)]
     keys = [
-        (model.key, method, _digest(im), str(p)) for im, p in zip(pils, top1_prompts, strict=True)
+        (model.key, f"{method}/{fmt}/{size}", _digest(im), w)
+        for im, w in zip(pils, what, strict=True)
     ]
     out: list[bytes | None] = [cache.get(k) for k in keys]
     todo = [i for i, v in enumerate(out) if v is None]
     if todo:
-        maps = saliency_batch(
-            model, [pils[i] for i in todo], [[str(top1_prompts[i])] for i in todo], method=method
-        )
+        prompts = [
+            [str(top1_prompts[i])] if vectors is None else np.asarray(vectors[i : i + 1])
+            for i in todo
+        ]
+        maps = saliency_batch(model, [pils[i] for i in todo], prompts, method=method)
         for i, m in zip(todo, maps, strict=True):
-            out[i] = overlay_png(pils[i], m[0])
+            out[i] = overlay_png(pils[i], m[0], fmt=fmt, size=size)
             cache.put(keys[i], out[i])
     return [v for v in out if v is not None]
