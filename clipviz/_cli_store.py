@@ -33,6 +33,9 @@ def add_store_options(embed: argparse.ArgumentParser) -> None:
     g.add_argument("--actors", type=int, help="ray: model actors (default: one per GPU, or "
                    "what the CPUs allow)")
     g.add_argument("--threads", type=int, help="ray: torch threads per CPU actor")
+    g.add_argument("--stall-timeout", type=float, default=600.0, metavar="S",
+                   help="ray: fail (keeping the written shards) when no batch arrives for S "
+                   "seconds, e.g. after a node was lost (default: %(default)s)")
 
 
 def add_index_parser(sub: Any, formatter: Any) -> None:
@@ -59,13 +62,17 @@ def run_store_embed(args: argparse.Namespace) -> int:
         raise UsageError("--store needs a FOLDER of images (not --sample)")
     if args.shard_size < 1:
         raise UsageError(f"--shard-size must be at least 1, got {args.shard_size}")
-    from clipviz.engine.ray_job import RayOptions
+    from clipviz.engine.ray_job import RayJobStalled, RayOptions
     from clipviz.engine.store_job import embed_to_store
     from clipviz.engine.store_rows import ModelSpec
 
     device = "cpu" if args.device == "auto" and args.engine == "ray" else args.device
     spec = ModelSpec(args.model, args.pretrained, device, args.precision)
-    opts = RayOptions(address=args.ray_address, actors=args.actors, threads=args.threads)
+    if args.stall_timeout <= 0:
+        raise UsageError(f"--stall-timeout must be a positive number of seconds, got "
+                         f"{args.stall_timeout:g}")
+    opts = RayOptions(address=args.ray_address, actors=args.actors, threads=args.threads,
+                      stall_timeout=args.stall_timeout)
     print(f"embedding {args.folder!r} into the store {args.store!r} ({args.engine} engine)",
           flush=True)
     try:
@@ -78,6 +85,9 @@ def run_store_embed(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
         raise UsageError(str(err)) from None
+    except RayJobStalled as err:  # not the user's mistake: one line, exit 1
+        print(f"clipviz embed: error: {err}", file=sys.stderr)
+        return 1
     print(f"shards embedded now: {result.embedded_shards}, kept from before: {result.kept_shards}")
     print(f"vectors in the store: {result.count}")
     print(f"skipped: {result.skipped} (see {result.store}/skipped/)")

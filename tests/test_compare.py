@@ -157,6 +157,21 @@ def test_prompt_sets_a_b_with_one_model(images, shapes_model):
     assert one.b.predictions.classnames == ["a photo of a circle", "square", "star"]
 
 
+def test_one_model_on_both_sides_encodes_each_new_prompt_once(images, shapes_model, cmp):
+    one = clipviz.Comparison(images, shapes_model, shapes_model, cache=False, k=3,
+                             classnames=["circle", "square", "star"])
+    def encodes(c):  # texts through a model, summed over the distinct caches
+        return sum({id(run.texts): run.texts.encoded for run in c.runs}.values())
+
+    before = encodes(one)
+    one.prompts = ["circle", "square", "star", "a brand new shape"]
+    assert encodes(one) == before + 1  # one new text, one encode, for both sides
+    np.testing.assert_array_equal(one.a.prompts.vectors, one.b.prompts.vectors)
+    before = [run.texts.encoded for run in cmp.runs]  # two different models: one encode each
+    cmp.prompts = ["circle", "square", "star", "another new shape"]
+    assert [run.texts.encoded for run in cmp.runs] == [n + 1 for n in before]
+
+
 def test_export_writes_clip_benchmark_json_and_parquet(cmp, tmp_path):
     import pandas as pd
 

@@ -97,9 +97,9 @@ def two_nodes():
     address = f"127.0.0.1:{port}"
     worker = None
     try:
-        _wait_for_nodes(address, 1)
+        _wait_for_nodes(address, 1, head)
         worker = _ray_node([f"--address={address}", "--node-ip-address=127.0.0.1"], temp_dir)
-        _wait_for_nodes(address, 2)
+        _wait_for_nodes(address, 2, worker)
         yield address, worker
     finally:
         for proc in (worker, head):
@@ -113,16 +113,25 @@ def two_nodes():
                     _kill_group(proc, signal.SIGKILL)
 
 
-def _wait_for_nodes(address: str, n: int, timeout: float = 180) -> None:
+def _wait_for_nodes(address: str, n: int, node: subprocess.Popen, timeout: float = 180) -> None:
     code = (f"import ray; ray.init(address={address!r}, log_to_driver=False); "
             "print(sum(1 for x in ray.nodes() if x['Alive']))")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if node.poll() is not None:  # e.g. Ray's fixed 30 s start-up limit on a loaded machine
+            raise RuntimeError(f"the Ray node for {address} exited with {node.returncode}")
+        try:
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
         if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout) >= n:
             return
         time.sleep(2)
     raise RuntimeError(f"the Ray cluster at {address} did not reach {n} nodes in {timeout} s")
+
+
+STALL_S = 60  # --stall-timeout of the run whose node is killed
 
 
 def test_node_killed_mid_run_then_rerun_completes_duplicate_free(
@@ -132,22 +141,25 @@ def test_node_killed_mid_run_then_rerun_completes_duplicate_free(
     out = tmp_path / "store"
     args = ["embed", str(folder), "--store", str(out), "--engine", "ray", "--ray-address",
             address, "--shard-size", "2", "--batch-size", "2", "--actors", "2", "--threads", "1",
-            "--no-progress"]
+            "--no-progress", "--stall-timeout", str(STALL_S)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     run = subprocess.Popen([sys.executable, "-m", "clipviz", *args], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(out.glob("shards/part-*.parquet")):
         time.sleep(0.1)
     written = len(list(out.glob("shards/part-*.parquet")))
     _kill_group(worker, signal.SIGKILL)  # the worker node dies mid-run
-    try:  # Ray may finish on the head node, or the run fails: both are fine
-        run.wait(timeout=120)
+    try:  # Ray finishes on the head node, or the driver gives up after STALL_S: never a hang
+        _, stderr = run.communicate(timeout=STALL_S + 120)
     except subprocess.TimeoutExpired:
-        # seen once in a full-suite run: the driver waited on the dead node's actors; a user
-        # would press Ctrl-C, so the driver dies too and the rerun below must still complete
         run.kill()
-        run.wait()
+        run.communicate()
+        pytest.fail(f"the driver neither finished nor stopped {STALL_S + 120} s after the kill")
+    assert run.returncode in (0, 1), stderr
+    if run.returncode == 1:  # one clear line, no traceback
+        assert "delivered no result" in stderr and "run the same command again" in stderr
+        assert "Traceback" not in stderr
     assert 1 <= written < 13  # 13 shards of 2 rows: the node died part-way
     rerun = clipviz_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
@@ -156,3 +168,33 @@ def test_node_killed_mid_run_then_rerun_completes_duplicate_free(
     ref_ids, ref_vectors = store_rows(local_store)
     assert ids == ref_ids  # nothing lost, nothing twice
     np.testing.assert_allclose(vectors, ref_vectors, atol=2e-3)
+
+
+def test_a_stalled_result_stream_fails_in_bounded_time_with_a_clear_error():
+    """What the driver does when Ray waits for good (e.g. on a lost node's actors): the
+    reading thread blocks; the driver gives up after the stall timeout, and says what to do."""
+    import threading
+
+    from clipviz.engine.ray_job import RayJobStalled, _within
+
+    never = threading.Event()
+
+    def stalls():
+        yield "first"
+        never.wait()  # as ds.iter_batches does when no block can ever be produced
+        yield "never"
+
+    got, start = [], time.monotonic()
+    with pytest.raises(RayJobStalled, match="run the same command again"):
+        for item in _within(stalls(), 1.0, lambda: "no result; run the same command again"):
+            got.append(item)
+    assert got == ["first"] and time.monotonic() - start < 10
+    never.set()
+
+    def fails():
+        yield 1
+        raise ValueError("a decode task failed")
+
+    with pytest.raises(ValueError, match="decode task"):
+        list(_within(fails(), 5.0, str))
+    assert list(_within(iter(range(5)), 5.0, str)) == [0, 1, 2, 3, 4]

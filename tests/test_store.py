@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -107,6 +108,62 @@ def test_vectors_file_is_rewritten_when_deleted(local_store, tmp_path):
     before = np.array(clipviz.open_store(copy).vectors)
     (copy / "vectors.npy").unlink()
     np.testing.assert_array_equal(clipviz.open_store(copy).vectors, before)
+
+
+def synthetic_store(root: Path, n: int, dim: int, shard: int, bad_row: int | None = None) -> Path:
+    """A complete store of random unit vectors through the store's own writer (no model);
+    ``bad_row`` gets NaN instead."""
+    from clipviz.engine.store_format import Manifest, ShardRows, StoreLayout, shard_digest
+    from clipviz.engine.store_job import _finish
+
+    layout, rng = StoreLayout(root), np.random.default_rng(0)
+    shards = -(-n // shard)
+    manifest = Manifest("0" * 64, "synthetic", 100.0, dim, "fp32", "float16", shard, shards,
+                        str(root), n)
+    layout.write_manifest(manifest)
+    for k in range(shards):
+        ids = [f"c{i % 3}/img_{i:06d}.png" for i in range(k * shard, min(n, (k + 1) * shard))]
+        v = rng.standard_normal((len(ids), dim)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        if bad_row is not None and k * shard <= bad_row < (k + 1) * shard:
+            v[bad_row - k * shard] = np.nan
+        rows = ShardRows(ids, [i[:2] for i in ids], ["0" * 64] * len(ids), v, [])
+        layout.write_shard(k, shard_digest(ids, "float16"), manifest.model_key, rows, "float16")
+    _finish(layout, manifest)
+    return root
+
+
+def _resident_bytes(path: Path) -> int:
+    """Resident bytes of this process's memory maps of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef":  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="needs Linux /proc")
+def test_open_store_reads_no_vector_page(tmp_path):
+    """Opening maps vectors.npy without touching it (rows were checked when it was written):
+    at 1M x 512 a full pass over the rows costs seconds and the file's size in RSS."""
+    import clipviz
+
+    store = synthetic_store(tmp_path / "s", 8192, 512, 2048)  # 8 MiB of fp16 vectors
+    emb = clipviz.open_store(store)
+    assert _resident_bytes(store / "vectors.npy") < 1 << 20
+    assert isinstance(emb.vectors, np.memmap) and emb.rows_checked
+    assert abs(float(np.linalg.norm(emb.vectors[5].astype(np.float32))) - 1) < 1e-3
+    bad = np.array(emb.vectors[:2])  # a copy, not the checked map: checked as any other
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dataclasses.replace(emb, ids=emb.ids[:2], vectors=bad)
+
+
+def test_a_nan_vector_in_a_shard_is_refused_when_the_vectors_file_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"shard 1 of .*NaN, infinite or all zero"):
+        synthetic_store(tmp_path / "s", 64, 16, 16, bad_row=20)
 
 
 def test_rerun_keeps_valid_shards_and_redoes_a_truncated_one(folder, local_store, tmp_path):

@@ -90,8 +90,7 @@ def draw(cmp: Any, *, rescored: bool = False) -> None:
     if "reliability" in views and cmp.a.calibration is not None:
         runs = [r for r in cmp.runs if r.calibration is not None]
         views["reliability"].set_calibrations([r.calibration for r in runs], [r.name for r in runs])
-    show_filter(cmp)
-    set_summary(cmp)
+    show_filter(cmp)  # the caller sets the summary once, after its timing
 
 
 def _draw_map(cmp: Any, run: Any, view: Any) -> None:

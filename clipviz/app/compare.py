@@ -122,9 +122,13 @@ class Comparison(t.HasTraits):
                 raise ValueError("no classnames and no true labels: pass classnames=[...]")
             classnames = sorted(set(self.labels))
         self.k = int(k)
+        texts_a = TextCache(model_a)
+        # the same weights (one model, or the same checkpoint loaded twice) give the same text
+        # vectors: one cache, so a prompt edit encodes each new text once, not once per side
+        same = model_b is model_a or model_b.info.key == model_a.info.key
         self.runs = (
-            Run(str(names[0]), model_a, emb_a, TextCache(model_a)),
-            Run(str(names[1]), model_b, emb_b, TextCache(model_b)),
+            Run(str(names[0]), model_a, emb_a, texts_a),
+            Run(str(names[1]), model_b, emb_b, texts_a if same else TextCache(model_b)),
         )
         self.scale_a = float(model_a.info.logit_scale)
         self.scale_b = float(model_b.info.logit_scale)

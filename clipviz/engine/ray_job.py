@@ -8,11 +8,20 @@ actors x threads fit the cores). The driver streams finished rows into the Shard
 which writes each shard as it completes. Ray retries a failed decode task and restarts a dead
 actor (``max_restarts``/``max_task_retries``); if a whole run dies, the shards written so far
 stay, and the same command finishes the rest.
+
+A cluster that loses a node can also leave Ray waiting for good (actors to restart on resources
+that are gone, objects that lived on the dead node); Ray raises nothing then. So the driver
+reads the results in a thread and waits for each batch at most ``stall_timeout`` seconds: past
+that, the job fails with :class:`RayJobStalled`, saying what the cluster has left and that the
+same command finishes the job (the written shards are kept).
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +30,9 @@ import numpy as np
 from clipviz.engine.store_format import require
 from clipviz.engine.store_rows import ModelSpec, encode_batch, prepare_batch
 
-__all__ = ["RayOptions", "run_ray"]
+__all__ = ["RayJobStalled", "RayOptions", "run_ray"]
+
+_DONE = object()  # end of the result stream
 
 
 @dataclass
@@ -34,6 +45,11 @@ class RayOptions:
     actors: int | None = None
     threads: int | None = None
     num_cpus: int | None = None  # for a local Ray started here
+    stall_timeout: float = 600.0  # seconds without a finished batch before the job fails
+
+
+class RayJobStalled(RuntimeError):
+    """The Ray job delivered no batch for ``stall_timeout`` seconds (e.g. a node was lost)."""
 
 
 class _Encoder:
@@ -81,11 +97,56 @@ def run_ray(
             max_restarts=-1,
             max_task_retries=-1,
         )
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _within(ds.iter_batches(batch_size=None, batch_format="numpy"),
+                             opts.stall_timeout,
+                             lambda: _stall_message(ray, collector.written, opts.stall_timeout)):
             collector.add(batch)
     finally:
         if started:
-            ray.shutdown()
+            ray.shutdown()  # also ends a result thread still waiting on the cluster
+
+
+def _within(batches: Iterator[Any], timeout: float, explain: Any) -> Iterator[Any]:
+    """The items of ``batches`` (read in a daemon thread), each within ``timeout`` seconds of
+    the last one, else :class:`RayJobStalled` with ``explain()``. Errors pass through."""
+    box: queue.Queue = queue.Queue(maxsize=2)  # bounded: Ray Data's backpressure still works
+
+    def pump() -> None:
+        try:
+            for item in batches:
+                box.put((item, None))
+            box.put((_DONE, None))
+        except BaseException as err:  # handed to the caller's thread, raised there
+            box.put((_DONE, err))
+
+    threading.Thread(target=pump, name="clipviz-ray-results", daemon=True).start()
+    while True:
+        try:
+            item, err = box.get(timeout=timeout)
+        except queue.Empty:
+            raise RayJobStalled(explain()) from None
+        if err is not None:
+            raise err
+        if item is _DONE:
+            return
+        yield item
+
+
+def _stall_message(ray: Any, written: int, timeout: float) -> str:
+    """Why the job stopped and what to do, with what the cluster has left right now."""
+    try:
+        alive = sum(1 for node in ray.nodes() if node.get("Alive"))
+        free = ray.available_resources()
+        left = (f"{alive} node(s) alive, free now: {free.get('CPU', 0):g} CPU, "
+                f"{free.get('GPU', 0):g} GPU")
+    except Exception as err:  # noqa: BLE001 - the message must come out even so
+        left = f"the cluster does not answer ({type(err).__name__})"
+    return (
+        f"the Ray job delivered no result for {timeout:g} s; {left}. A node or worker was "
+        f"probably lost and Ray is waiting for it. {written} shard(s) were written in this "
+        "run and are kept: run the same command again to embed the rest (raise the limit "
+        "with --stall-timeout if batches are just slow)"
+    )
 
 
 def _connect(ray: Any, opts: RayOptions) -> bool:

@@ -32,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Manifest", "ShardRows", "StoreLayout", "require", "shard_digest", "write_atomic"]
+__all__ = [
+    "Manifest",
+    "ShardRows",
+    "StoreLayout",
+    "require",
+    "shard_digest",
+    "unit_rows",
+    "write_atomic",
+]
 
 FORMAT = "clipviz-store"
 FORMAT_VERSION = 1
@@ -206,20 +214,26 @@ class StoreLayout:
 
     # ---- the vectors file -------------------------------------------------------------------
     def vectors_fresh(self, fingerprint: str) -> bool:
-        """``vectors.npy`` exists and was written from the shards that are there now."""
+        """``vectors.npy`` exists, was written from the shards that are there now, and its rows
+        were checked (finite, unit length) while it was written."""
         stamp = self.root / ".vectors.fingerprint"
-        return self.vectors.is_file() and stamp.is_file() and stamp.read_text() == fingerprint
+        return (
+            self.vectors.is_file()
+            and stamp.is_file()
+            and stamp.read_text() == _stamp(fingerprint)
+        )
 
     def write_vectors(self, manifest: Manifest) -> None:
         """Stream every shard's vectors into ``vectors.npy`` (bounded memory), atomically,
-        then stamp it with the shards' fingerprint."""
+        then stamp it with the shards' fingerprint. Each shard's rows are checked on the way
+        (see :func:`unit_rows`), so ``open_store`` can map the file without reading it."""
         count, dim, dtype = manifest.count, manifest.dim, manifest.vector_dtype
         tmp = self.vectors.with_name(f".vectors.{uuid.uuid4().hex}.tmp.npy")
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(count, dim))
             pos = 0
-            for vecs in self.iter_shard_vectors():
-                out[pos : pos + len(vecs)] = vecs
+            for k, vecs in enumerate(self.iter_shard_vectors()):
+                out[pos : pos + len(vecs)] = unit_rows(vecs, f"shard {k} of {str(self.root)!r}")
                 pos += len(vecs)
             if pos != count:
                 raise ValueError(f"store shards hold {pos} vectors, the manifest says {count}")
@@ -229,11 +243,32 @@ class StoreLayout:
         finally:
             tmp.unlink(missing_ok=True)
         stamp = self.root / ".vectors.fingerprint"
-        write_atomic(stamp, lambda f: f.write(manifest.fingerprint.encode()))
+        write_atomic(stamp, lambda f: f.write(_stamp(manifest.fingerprint).encode()))
 
     def write_manifest(self, manifest: Manifest) -> None:
         text = manifest.to_json()
         write_atomic(self.manifest, lambda f: f.write(text.encode()))
+
+
+def _stamp(fingerprint: str) -> str:
+    # "+unit" marks files whose rows were checked on writing; older files are written again
+    return f"{fingerprint}+unit"
+
+
+def unit_rows(vectors: np.ndarray, where: str) -> np.ndarray:
+    """``vectors`` with unit rows (re-normalised if off by more than fp16 rounding);
+    NaN, infinite or all-zero rows raise ValueError naming ``where`` and the row."""
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1)
+    bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
+    if len(bad):
+        raise ValueError(
+            f"{where}: {len(bad)} vector row(s) are NaN, infinite or all zero (first: row "
+            f"{int(bad[0])}); delete that shard and run the embed command again"
+        )
+    if np.abs(norms - 1.0).max(initial=0.0) > 1e-3:  # fp16 round trips stay within ~5e-4
+        v = v / norms[:, None]
+    return v
 
 
 def shard_digest(ids: Sequence[str], vector_dtype: str) -> str:
