@@ -10,6 +10,7 @@ a single thread, and then picks the plan with the shortest predicted time per im
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import statistics
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["CpuPlan", "choose_plan", "CpuTuner", "DecodeLimiter", "cores"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,13 @@ class CpuTuner:
     """Owns the thread settings of one run: torch's threads, the decoders allowed to run and
     the forward passes run at once.
 
-    On the CPU with ``num_workers=None`` it starts with torch's default threads, one decoder
-    and one forward pass at a time. The first forward pass pays one-off setup costs; the
-    second is timed at the default threads (wall), the third at one thread (CPU time of its
-    thread); then :func:`choose_plan` picks from the measured costs. With ``num_workers``
-    given, torch gets the cores the decoders leave. Restores torch's threads on exit.
+    On the CPU with ``num_workers=None`` the run starts as the *parallel* plan would (a torch
+    thread per forward pass, a pass and a decoder per core), so the probing costs little
+    throughput: the first two passes are timed at one thread (CPU time of their thread; the
+    lower one counts, the first pays one-off setup costs), the third alone at torch's default
+    threads (wall), and then :func:`choose_plan` picks from the measured costs. With
+    ``num_workers`` given, torch gets the cores the decoders leave. Restores torch's threads
+    on exit.
     """
 
     def __init__(self, device: Any, num_workers: int | None, default_workers: int):
@@ -101,18 +106,20 @@ class CpuTuner:
         self.adaptive = self.cpu and num_workers is None
         self.cores = cores()
         self.pool_size = self.cores if self.adaptive else (num_workers or default_workers)
-        self.limiter = DecodeLimiter(1 if self.adaptive else self.pool_size)
+        self.limiter = DecodeLimiter(self.pool_size)
         self.plan: CpuPlan | None = None
         self._decode_s: list[float] = []
-        self._forward_s: list[float] = []
-        self._forward_1_s: float | None = None
+        self._forward_1_s: list[float] = []
+        self._submitted = 0
         self._before = 1
         self._fixed: int | None = None  # torch threads when not adaptive
 
     @property
     def forwarders(self) -> int:
-        """Forward passes that may run at once."""
-        return self.plan.forwarders if self.plan is not None else 1
+        """Forward passes that may run at once (for the next one to be submitted)."""
+        if self.plan is not None:
+            return self.plan.forwarders
+        return self.cores if self.adaptive and self._submitted < 2 else 1
 
     def __enter__(self) -> CpuTuner:
         if self.cpu:
@@ -130,14 +137,16 @@ class CpuTuner:
             torch.set_num_threads(self._before)
 
     def threads_for_next_forward(self) -> int | None:
-        """Torch threads for the forward pass about to be submitted (None: leave them)."""
+        """Torch threads for the forward pass being submitted (None: leave them as they are).
+        Call it once per pass, after :attr:`forwarders` passes have been let through."""
         if not self.cpu:
             return None
         if not self.adaptive:
             return self._fixed
         if self.plan is not None:
             return self.plan.torch_threads
-        return 1 if len(self._forward_s) >= 2 and self._before > 1 else self._before
+        self._submitted += 1
+        return 1 if self._submitted <= 2 else self._before
 
     def decoded(self, cpu_s: float) -> None:
         if self.adaptive and self.plan is None:
@@ -147,18 +156,20 @@ class CpuTuner:
         """Record a finished forward pass of ``n`` images run at ``threads`` torch threads."""
         if not self.adaptive or self.plan is not None or n < 1:
             return
-        if threads == self._before and len(self._forward_s) < 2:
-            self._forward_s.append(wall_s / n)
-        elif threads == 1:
-            self._forward_1_s = cpu_s / n  # one thread: its CPU time is the whole cost
-        ready = len(self._forward_s) >= 2 and (self._before == 1 or self._forward_1_s)
-        if not ready or not self._decode_s:
-            return
-        decode_s = statistics.median(self._decode_s)
-        forward_s = self._forward_s[1]  # the first paid the setup
-        forward_1 = self._forward_1_s if self._before > 1 else forward_s
+        probes = len(self._forward_1_s)
+        if probes < 2:  # one thread: the CPU time of its thread is its whole cost
+            self._forward_1_s.append(cpu_s / n)
+            if probes == 0 or self._before > 1:
+                return
+        forward_1 = min(self._forward_1_s)
+        forward_s = wall_s / n if self._before > 1 else forward_1
+        decode_s = statistics.median(self._decode_s) if self._decode_s else 0.0
         self.plan = choose_plan(decode_s, forward_s, self.cores, self._before, forward_1)
         self.limiter.resize(self.plan.decoders)
+        _log.debug(
+            "cpu plan %s from decode %.3g s, forward %.3g s (default threads), %.3g s (1 thread)",
+            self.plan, decode_s, forward_s, forward_1,
+        )  # fmt: skip
 
 
 class DecodeLimiter:
