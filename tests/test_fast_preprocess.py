@@ -86,6 +86,8 @@ def test_embed_images_gives_the_same_vectors_with_and_without_the_fast_path(shap
 
     images = photos + [im.resize((300, 65)) for im in photos]
     fast = embed_images(shapes_model, images, batch_size=4, cache=False, progress=False)
-    own = embed_images(OwnTransform(shapes_model), images, batch_size=4, cache=False, progress=False)
+    own = embed_images(
+        OwnTransform(shapes_model), images, batch_size=4, cache=False, progress=False
+    )
     assert fast.ids == own.ids and len(fast) == len(images)
     np.testing.assert_array_equal(fast.vectors, own.vectors)

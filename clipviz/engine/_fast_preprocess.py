@@ -77,7 +77,11 @@ def recognise(transform: Any) -> FastPreprocess | None:
     if type(transform) is not T.Compose or len(steps) < 4:
         return None
     resize, crop, *middle, to_tensor, norm = steps
-    if type(resize) is not T.Resize or type(crop) is not T.CenterCrop or type(norm) is not T.Normalize:
+    if (
+        type(resize) is not T.Resize
+        or type(crop) is not T.CenterCrop
+        or type(norm) is not T.Normalize
+    ):
         return None
     if not _is_to_tensor(to_tensor) or not all(_is_rgb_step(s) for s in middle):
         return None

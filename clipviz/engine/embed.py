@@ -412,7 +412,10 @@ def _forward(
 
 
 def _keep_good(
-    out: np.ndarray, batch: list[_Item], store: EmbeddingCache | None, index: dict[bytes, np.ndarray]
+    out: np.ndarray,
+    batch: list[_Item],
+    store: EmbeddingCache | None,
+    index: dict[bytes, np.ndarray],
 ) -> tuple[list[_Item], np.ndarray, list[_Item]]:
     """The items kept, their vectors (cached when there is a cache), and the items whose
     vector is bad (NaN, inf or zero: never cached, never returned)."""
