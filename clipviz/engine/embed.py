@@ -1,11 +1,12 @@
 """embed_images: ImageSet -> ImageEmbeddings, batched, overlapped, cached, resumable.
 
-A small thread pool reads, hashes, decodes and preprocesses the next images while the main
-thread runs the forward pass (PIL decoding and resizing release the GIL). At most a couple
-of batches of decoded images are in flight, so memory stays bounded for any set size. Each
-finished batch goes straight into the disk cache, so an interrupted run keeps its work. On
-the CPU the split of cores between torch and the decoders is chosen from measured costs
-(see ``_threads``).
+A small thread pool reads, hashes, decodes and preprocesses the next images, a few per task,
+while encoder threads run forward passes (PIL decoding and resizing and torch release the
+GIL). Models with open_clip's standard transform get it from ``_fast_preprocess`` (the same
+values, about half the CPU). At most a few batches are in flight, so memory stays bounded
+for any set size. Each finished batch goes straight into the disk cache, so an interrupted
+run keeps its work. On the CPU the split of cores between torch, the decoders and forward
+passes side by side is chosen from measured costs (see ``_threads``).
 """
 
 from __future__ import annotations
@@ -121,8 +122,10 @@ def embed_images(
     num_workers : int, optional
         Decoding threads. Default: on a GPU, up to 8 (one less than the CPUs); on the CPU the
         split between torch's threads and the decoders is chosen after timing the decoding
-        and a forward pass (a large model keeps every core for torch). Given explicitly on
-        the CPU, torch's threads are lowered to the cores left over, for the run.
+        and forward passes at one thread and at torch's default threads (a large model keeps
+        every core for torch; a small one encodes a batch per core side by side). Given
+        explicitly on the CPU, torch's threads are lowered to the cores left over, for the
+        run, and one batch is encoded at a time.
 
     Returns
     -------
