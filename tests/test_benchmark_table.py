@@ -55,8 +55,9 @@ def test_readme_table_is_the_one_the_json_gives():
 
 def test_cells_are_the_json_values_and_verdicts_follow_them(results):
     measure = "JPEG -> vector end to end / forward pass alone, clipviz-shapes"
+    edit(results, "embed_throughput", lambda d: d.update(ratio_end_to_end_vs_raw=0.759))
     before = row(results, "embedding", measure)
-    assert before.measured.startswith("0.759x (3.5 vs 4.6 img/s") and before.status == "not met"
+    assert before.measured.startswith("0.759x (") and before.status == "not met"
     edit(results, "embed_throughput", lambda d: d.update(ratio_end_to_end_vs_raw=0.912))
     after = row(results, "embedding", measure)
     assert after.measured.startswith("0.912x") and after.status == "met"
