@@ -14,6 +14,13 @@ the wall clock depends on the neighbours, the CPU time much less. The load avera
 before and after. All three are measured in this run, interleaved, ``--repeats`` times;
 medians are reported.
 
+The ``bound`` block holds what no CPU pipeline can beat, from costs measured in one thread:
+the forward pass at one torch thread and the read + decode + preprocess that embed_images
+does, per image. With every core busy and nothing waiting, ``cores / (forward_1 + decode)``
+images/s (when torch's threads scale no better than linearly, as here: raw's CPU time per
+image exceeds forward_1); ``bound.ratio_vs_raw`` compares that with raw. ``plan`` is the split embed_images
+chose (its debug log), one entry per end-to-end run.
+
     python benchmarks/embed_throughput.py                       # bundled model, CPU
     python benchmarks/embed_throughput.py --model ViT-B-32 --allow-random --n 128
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -83,6 +91,47 @@ def end_to_end(model, folder: Path, n: int, batch_size: int, workers: int | None
     _sync(model)
     assert len(emb) == n, f"embedded {len(emb)} of {n}: {emb.skipped[:3]}"
     return n / (time.perf_counter() - t)
+
+
+def one_thread_costs(model, folder: Path, batch_size: int) -> dict[str, float]:
+    """CPU ms per image, in this thread alone: the forward pass at one torch thread, and what
+    embed_images does per image before it (read, decode with its JPEG draft, preprocess)."""
+    import torch
+
+    from clipviz.engine import ImageSet
+    from clipviz.engine._fast_preprocess import recognise
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        h, w = model.image_size
+        x = torch.randn(batch_size, 3, h, w).to(model.device)
+        model.encode_images(x)  # warm-up
+        c = time.thread_time()
+        for _ in range(4):
+            model.encode_images(x)
+        forward = (time.thread_time() - c) / (4 * batch_size)
+        images = ImageSet.from_folder(folder)
+        fast = recognise(model.preprocess)
+        prep = fast.pixels if fast is not None else model.preprocess
+        c = time.thread_time()
+        for i in range(len(images)):
+            prep(images.decode_raw(i, images.read_raw(i), max(model.image_size)))
+        decode = (time.thread_time() - c) / len(images)
+    finally:
+        torch.set_num_threads(before)
+    return {"forward_1_thread": forward * 1e3, "decode_preprocess": decode * 1e3}
+
+
+class _PlanLog(logging.Handler):
+    """Keeps the CPU plans embed_images chose (its debug log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.plans: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.plans.append(record.getMessage())
 
 
 def naive_loop(model, paths: list[Path]) -> float:
@@ -147,6 +196,11 @@ def main(argv: list[str] | None = None) -> dict:
         allow_random=args.allow_random,
     )
     threads_used = torch.get_num_threads()
+    plan_log = _PlanLog()
+    tuner_log = logging.getLogger("clipviz.engine._threads")
+    tuner_log.addHandler(plan_log)
+    tuner_log.setLevel(logging.DEBUG)
+    tuner_log.propagate = False  # kept in the JSON, not printed
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="clipviz-bench-") as tmp:
         paths = make_jpegs(Path(tmp), args.n, args.width, args.height)
@@ -161,11 +215,14 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             "naive": (lambda: naive_loop(model, paths[: args.naive_n]), args.naive_n),
         }
+        plan_log.plans.clear()  # the warm-up run's
+        costs: list[dict[str, float]] = []
         for _ in range(args.repeats):  # interleaved, so machine noise hits all three alike
             for name, (job, n) in jobs.items():
                 c = time.process_time()
                 runs[name].append(job())
                 cpu[name].append((time.process_time() - c) / n * 1e3)
+            costs.append(one_thread_costs(model, Path(tmp), args.batch_size))
     med = {k: statistics.median(v) for k, v in runs.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     result = {
@@ -196,6 +253,17 @@ def main(argv: list[str] | None = None) -> dict:
         "target_ratio_vs_raw": 0.85,
     }
     result["meets_target"] = result["ratio_end_to_end_vs_raw"] >= 0.85
+    if model.device.type == "cpu":
+        one = {k: statistics.median(c[k] for c in costs) for k in costs[0]}
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        bound = cores * 1e3 / (one["forward_1_thread"] + one["decode_preprocess"])
+        result["bound"] = {
+            "cpu_ms_per_image_one_thread": {k: round(v, 3) for k, v in one.items()},
+            "cores": cores,
+            "images_per_s": round(bound, 1),
+            "ratio_vs_raw": round(bound / med["raw"], 3),
+        }
+    result["plan"] = plan_log.plans
     print(json.dumps(result, indent=2))
     default = f"embed_throughput{'' if args.model == 'clipviz-shapes' else '_' + args.model}"
     if args.torch_threads:

@@ -114,7 +114,8 @@ def test_work_in_flight_is_bounded(shapes_model, shapes_data):
     model = Counting(shapes_model, on_batch=lambda b: ahead.append(len(loads) - 4 * b))
     embed_images(model, s, batch_size=4, cache=False, progress=False, num_workers=2)
     assert model.batches == [4] * 10
-    assert max(ahead) <= 4 + 2 * 4 + 2  # the batch being encoded + window (2 batches + workers)
+    # the batch being encoded + the one being collected + window (2 batches + workers)
+    assert max(ahead) <= 4 + 4 + 2 * 4 + 2
 
 
 # ---- hostile inputs (issue 8): the corpus in tests/bad_inputs/engine -------------------------
@@ -187,7 +188,7 @@ def test_thread_plan_follows_measured_costs():
 
     # ViT-B-32 on 2 cores: 70 ms forward, 5 ms decode per image -> torch keeps both cores
     vit = choose_plan(decode_s=0.005, forward_s=0.070, cores=2, torch_default=2)
-    assert (vit.torch_threads, vit.decoders) == (2, 1)
+    assert (vit.torch_threads, vit.decoders, vit.forwarders) == (2, 1, 1)
     # a tiny model on big JPEGs, 16 cores: decoding is the bottleneck -> most cores decode
     tiny = choose_plan(decode_s=0.004, forward_s=0.0005, cores=16, torch_default=16)
     assert tiny.decoders >= 4 and tiny.torch_threads + tiny.decoders <= 16
@@ -195,6 +196,61 @@ def test_thread_plan_follows_measured_costs():
     # decoding as costly as the forward pass on 2 cores: one core each
     even = choose_plan(decode_s=0.0015, forward_s=0.001, cores=2, torch_default=2)
     assert (even.torch_threads, even.decoders) == (1, 1)
+
+
+def test_parallel_plan_when_one_thread_per_batch_is_cheaper():
+    from clipviz.engine._threads import choose_plan
+
+    # the bundled model on 2 cores (measured: 1.0 ms/img at 2 threads, 1.7 ms CPU at 1 thread,
+    # 1.0 ms decode): two batches side by side at one thread each beat every split
+    small = choose_plan(0.0010, 0.0010, cores=2, torch_default=2, forward_1_s=0.0017)
+    assert (small.torch_threads, small.decoders, small.forwarders) == (1, 2, 2)
+    assert small.predicted_s_per_image == pytest.approx((0.0017 + 0.0010) / 2)
+    # a model whose threads scale well (1 thread: 2.4x the CPU time of 2 threads' wall time)
+    # keeps torch's default threads and one pass at a time
+    vit = choose_plan(0.005, 0.070, cores=2, torch_default=2, forward_1_s=0.170)
+    assert (vit.torch_threads, vit.forwarders) == (2, 1)
+    # one core: nothing to run side by side
+    one = choose_plan(0.001, 0.001, cores=1, torch_default=1, forward_1_s=0.001)
+    assert one.forwarders == 1
+
+
+def test_tuner_probes_one_thread_then_default_threads_then_follows_the_plan(monkeypatch):
+    from clipviz.engine import _threads
+
+    monkeypatch.setattr(_threads, "cores", lambda: 2)
+    tuner = _threads.CpuTuner("cpu", None, default_workers=1)
+    with tuner:
+        tuner._before = 2  # as on a 2-core machine, whatever this one has
+        seen = []
+        for wall_s, cpu_s in [(0.05, 0.06), (0.05, 0.05), (0.03, 0.05), (0.1, 0.1)]:
+            forwarders = tuner.forwarders
+            threads = tuner.threads_for_next_forward()
+            seen.append((forwarders, threads))
+            tuner.decoded(0.0009)
+            tuner.forward_done(32, threads, wall_s, cpu_s)
+        # two probes side by side at one thread, one alone at the default threads, then the plan
+        assert seen == [(2, 1), (2, 1), (1, 2), (2, 1)]
+        assert tuner.plan is not None and tuner.plan.forwarders == 2
+        assert tuner.plan.predicted_s_per_image == pytest.approx((0.05 / 32 + 0.0009) / 2)
+    fixed = _threads.CpuTuner("cpu", 1, default_workers=1)
+    with fixed:
+        assert (fixed.forwarders, fixed.threads_for_next_forward()) == (1, 1)
+    gpu = _threads.CpuTuner("cuda", None, default_workers=4)
+    assert (gpu.forwarders, gpu.threads_for_next_forward(), gpu.pool_size) == (1, None, 4)
+
+
+def test_duplicates_of_images_still_being_encoded_are_encoded_once(shapes_model, tmp_path):
+    """Copies arrive while their original's batch is in a forward pass running beside another."""
+    data = clipviz.datasets.shapes(8, seed=5)
+    for i, img in enumerate(data.images):  # all originals first: copies meet batches in flight
+        img.save(tmp_path / f"a{i:02d}.png")
+        (tmp_path / f"b{i:02d}.png").write_bytes((tmp_path / f"a{i:02d}.png").read_bytes())
+    model = Counting(shapes_model)
+    emb = embed_images(model, tmp_path, batch_size=2, cache=tmp_path / "c", progress=False)
+    assert sum(model.batches) == 8 and len(emb) == 16
+    assert (emb.counts.encoded, emb.counts.duplicates, emb.counts.from_cache) == (8, 8, 0)
+    np.testing.assert_array_equal(emb.vectors[:8], emb.vectors[8:])
 
 
 def test_embed_restores_torch_threads(shapes_model, shapes_data):

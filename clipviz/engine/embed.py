@@ -1,18 +1,18 @@
 """embed_images: ImageSet -> ImageEmbeddings, batched, overlapped, cached, resumable.
 
-A small thread pool reads, hashes, decodes and preprocesses the next images while the main
-thread runs the forward pass (PIL decoding and resizing release the GIL). At most a couple
-of batches of decoded images are in flight, so memory stays bounded for any set size. Each
-finished batch goes straight into the disk cache, so an interrupted run keeps its work. On
-the CPU the split of cores between torch and the decoders is chosen from measured costs
-(see ``_threads``).
+A small thread pool reads, hashes, decodes and preprocesses the next images, a few per task,
+while encoder threads run forward passes (PIL decoding and resizing and torch release the
+GIL). Models with open_clip's standard transform get it from ``_fast_preprocess`` (the same
+values, about half the CPU). At most a few batches are in flight, so memory stays bounded
+for any set size. Each finished batch goes straight into the disk cache, so an interrupted
+run keeps its work. On the CPU the split of cores between torch, the decoders and forward
+passes side by side is chosen from measured costs (see ``_threads``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
@@ -25,7 +25,8 @@ import numpy as np
 from clipviz.compute.types import EmbedCounts, ImageEmbeddings
 from clipviz.engine import _filememo
 from clipviz.engine._decode import ImageSkipped
-from clipviz.engine._threads import CpuPlan, DecodeLimiter, choose_plan
+from clipviz.engine._fast_preprocess import FastPreprocess, recognise
+from clipviz.engine._threads import CpuTuner
 from clipviz.engine.cache import EmbeddingCache, resolve_cache_dir
 from clipviz.engine.imageset import ImageSet, hash_raw
 
@@ -121,8 +122,10 @@ def embed_images(
     num_workers : int, optional
         Decoding threads. Default: on a GPU, up to 8 (one less than the CPUs); on the CPU the
         split between torch's threads and the decoders is chosen after timing the decoding
-        and a forward pass (a large model keeps every core for torch). Given explicitly on
-        the CPU, torch's threads are lowered to the cores left over, for the run.
+        and forward passes at one thread and at torch's default threads (a large model keeps
+        every core for torch; a small one encodes a batch per core side by side). Given
+        explicitly on the CPU, torch's threads are lowered to the cores left over, for the
+        run, and one batch is encoded at a time.
 
     Returns
     -------
@@ -146,49 +149,25 @@ def embed_images(
     index = store.load() if store is not None else {}
     n = len(imageset)
     res = _Results(n, model.info.dim)
-    batch: list[_Item] = []
-    tuner = _CpuTuner(getattr(model, "device", "cpu"), num_workers)  # duck-typed: may not say
-
-    def flush() -> None:
-        t = time.perf_counter()
-        kept, out, bad = _encode_batch(model, batch, store, index)
-        tuner.forward_done(len(batch), time.perf_counter() - t)
-        for item, vec in zip(kept, out, strict=True):
-            res.put(item.i, vec)
-            if item.digest is not None:
-                res.fresh.add(item.digest)
-        res.encoded += len(kept)
-        for item in bad:
-            res.skip(imageset.ids[item.i], _NAN_REASON, "non-finite vector from the model")
-        batch.clear()
-
-    def flush_and_resolve() -> None:
-        flush()
-        for item in waiting:  # same content as an item of that batch: its vector, or its fate
-            if item.digest in index:
-                res.hit(_Item(item.i, item.digest, cached=index[item.digest]))
-            else:
-                res.skip(imageset.ids[item.i], _NAN_REASON, "non-finite vector from the model")
-        waiting.clear()
-
-    waiting: list[_Item] = []
-    with _progress(n, progress, model) as bar, tuner:
-        for item in _prepared(imageset, model, index, tuner, int(batch_size), store is not None):
+    device = getattr(model, "device", "cpu")  # duck-typed: may not say
+    tuner = CpuTuner(device, num_workers, default_workers(device))
+    fast = recognise(getattr(model, "preprocess", None))
+    encoder = _Encoder(model, fast, tuner, store, index, res, imageset.ids, int(batch_size))
+    prep = fast.pixels if fast is not None else model.preprocess
+    with _progress(n, progress, model) as bar, tuner, encoder:
+        for item in _prepared(imageset, model, prep, index, tuner, int(batch_size), store):
             if item.skipped is not None:
                 res.skip(imageset.ids[item.i], item.skipped, item.skip_kind)
             elif item.cached is not None:
                 res.hit(item)  # normalised below
             elif item.digest is not None and item.digest in index:  # encoded since it was read
                 res.hit(_Item(item.i, item.digest, cached=index[item.digest]))
-            elif item.digest is not None and any(it.digest == item.digest for it in batch):
-                waiting.append(item)
+            elif item.digest is not None and item.digest in encoder.by_digest:
+                encoder.by_digest[item.digest].waiting.append(item)  # same content, in flight
             else:
-                batch.append(item)
-                if len(batch) == batch_size:
-                    flush_and_resolve()
+                encoder.add(item)
             bar.update(1)
-        if batch:
-            flush_and_resolve()
+        encoder.finish()
     keep = np.flatnonzero(res.done)
     if n and not len(keep):
         raise NoImagesEmbeddedError(res.skipped, res.kinds)
@@ -254,75 +233,19 @@ def as_imageset(images: Any) -> ImageSet:
     )
 
 
-class _CpuTuner:
-    """Owns the thread settings of one run: torch's threads and the decoders allowed to run.
-
-    On the CPU with ``num_workers=None`` it starts with torch's default threads and one
-    decoder, and after the second forward pass (the first pays one-off setup costs) applies
-    :func:`choose_plan` to the measured costs. Restores torch's threads on exit.
-    """
-
-    def __init__(self, device: Any, num_workers: int | None):
-        self.cpu = getattr(device, "type", str(device)) == "cpu"
-        self.adaptive = self.cpu and num_workers is None
-        self.cores = _cores()
-        self.pool_size = self.cores if self.adaptive else (num_workers or default_workers(device))
-        self.limiter = DecodeLimiter(1 if self.adaptive else self.pool_size)
-        self.plan: CpuPlan | None = None
-        self._decode_s: list[float] = []
-        self._forward_s: list[float] = []
-        self._before: int | None = None
-
-    def __enter__(self) -> _CpuTuner:
-        if self.cpu:
-            import torch
-
-            self._before = torch.get_num_threads()
-            if not self.adaptive:  # explicit decoders: torch gets the cores they leave
-                torch.set_num_threads(max(1, min(self._before, self.cores - self.pool_size)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._before is not None:
-            import torch
-
-            torch.set_num_threads(self._before)
-
-    def decoded(self, cpu_s: float) -> None:
-        if self.adaptive and self.plan is None:
-            self._decode_s.append(cpu_s)  # list.append is atomic: safe from the workers
-
-    def forward_done(self, n: int, wall_s: float) -> None:
-        if not self.adaptive or self.plan is not None or n < 1:
-            return
-        self._forward_s.append(wall_s / n)
-        if len(self._forward_s) < 2 or not self._decode_s:
-            return
-        import torch
-
-        decode_s = statistics.median(self._decode_s)
-        self.plan = choose_plan(decode_s, min(self._forward_s), self.cores, self._before or 1)
-        torch.set_num_threads(self.plan.torch_threads)
-        self.limiter.resize(self.plan.decoders)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 2
-
-
 def _prepared(
     imageset: ImageSet,
     model: Any,
+    prep: Any,
     index: dict[bytes, np.ndarray],
-    tuner: _CpuTuner,
+    tuner: CpuTuner,
     batch_size: int,
-    hashing: bool,
+    store: EmbeddingCache | None,
 ) -> Iterator[_Item]:
     """Cache hits of unchanged files first (no thread hand-off: a stat each), then every other
-    item in set order, prepared by a thread pool that stays a bounded window ahead."""
+    item in set order, prepared a few at a time by a thread pool that stays a bounded window
+    ahead (a task per few images: fewer hand-offs than one per image)."""
+    hashing = store is not None
     todo = []
     for i in range(len(imageset)):
         known = _filememo.recall(imageset.paths[i]) if hashing and index else None
@@ -330,31 +253,38 @@ def _prepared(
             yield _Item(i, known, cached=index[known])
         else:
             todo.append(i)
-    window = 2 * batch_size + tuner.pool_size
+    per_task = max(1, min(16, batch_size // 4))
+    tasks = [todo[k : k + per_task] for k in range(0, len(todo), per_task)]
+    window = max(2, -(-(2 * batch_size + tuner.pool_size) // per_task))
     size = getattr(model, "image_size", None)
     min_side = max(size) if isinstance(size, tuple) and size else None
     with ThreadPoolExecutor(tuner.pool_size, thread_name_prefix="clipviz-decode") as pool:
-        pending: deque[Future[_Item]] = deque()
+        pending: deque[Future[list[_Item]]] = deque()
         nxt = 0
         try:
-            while nxt < len(todo) or pending:
-                while nxt < len(todo) and len(pending) < window:
-                    job = (imageset, todo[nxt], model.preprocess, index, hashing, min_side)
-                    pending.append(pool.submit(_prepare_limited, tuner, *job))
+            while nxt < len(tasks) or pending:
+                while nxt < len(tasks) and len(pending) < window:
+                    job = (imageset, tasks[nxt], prep, index, hashing, min_side)
+                    pending.append(pool.submit(_prepare_task, tuner, *job))
                     nxt += 1
-                yield pending.popleft().result()
+                yield from pending.popleft().result()
         finally:  # Ctrl-C or an error: drop queued work instead of finishing it
             for f in pending:
                 f.cancel()
 
 
-def _prepare_limited(tuner: _CpuTuner, *job: Any) -> _Item:
-    with tuner.limiter:
-        t = time.thread_time()
-        item = _prepare(*job)
-        if item.pixels is not None:
-            tuner.decoded(time.thread_time() - t)
-        return item
+def _prepare_task(
+    tuner: CpuTuner, imageset: ImageSet, indices: list[int], *job: Any
+) -> list[_Item]:
+    items = []
+    for i in indices:
+        with tuner.limiter:
+            t = time.thread_time()
+            item = _prepare(imageset, i, *job)
+            if item.pixels is not None:
+                tuner.decoded(time.thread_time() - t)
+        items.append(item)
+    return items
 
 
 def _prepare(
@@ -385,14 +315,113 @@ def _prepare(
         return _Item(i, skipped=reason, skip_kind="out of memory")
 
 
-def _encode_batch(
-    model: Any, batch: list[_Item], store: EmbeddingCache | None, index: dict[bytes, np.ndarray]
-) -> tuple[list[_Item], np.ndarray, list[_Item]]:
-    """Encode a batch; returns the items kept, their vectors, and items whose vector is bad
-    (NaN, inf or zero: never cached, never returned)."""
+@dataclass
+class _Flight:
+    """A batch on its way through the forward pass, and the items that wait for its vectors
+    (the same content as one of its items)."""
+
+    items: list[_Item]
+    waiting: list[_Item]
+    future: Future[tuple[np.ndarray, float, float]] | None = None
+    threads: int | None = None
+
+
+class _Encoder:
+    """Collects items into batches, runs their forward passes in threads (as many at once as
+    the tuner allows) and files the vectors, in order, into the cache and the results."""
+
+    def __init__(
+        self,
+        model: Any,
+        fast: FastPreprocess | None,
+        tuner: CpuTuner,
+        store: EmbeddingCache | None,
+        index: dict[bytes, np.ndarray],
+        res: _Results,
+        ids: list[str],
+        batch_size: int,
+    ):
+        self.model, self.fast, self.tuner = model, fast, tuner
+        self.store, self.index, self.res, self.ids = store, index, res, ids
+        self.batch_size = batch_size
+        self.current = _Flight([], [])
+        self.flights: deque[_Flight] = deque()
+        self.by_digest: dict[bytes, _Flight] = {}  # content of items not yet filed
+        self._pool = ThreadPoolExecutor(max(1, tuner.cores), thread_name_prefix="clipviz-encode")
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, item: _Item) -> None:
+        self.current.items.append(item)
+        if item.digest is not None:
+            self.by_digest[item.digest] = self.current
+        if len(self.current.items) == self.batch_size:
+            self._submit()
+
+    def finish(self) -> None:
+        if self.current.items:
+            self._submit()
+        while self.flights:
+            self._file(self.flights.popleft())
+
+    def _submit(self) -> None:
+        flight, self.current = self.current, _Flight([], [])
+        while len(self.flights) >= self.tuner.forwarders:
+            self._file(self.flights.popleft())
+        flight.threads = self.tuner.threads_for_next_forward()
+        job = (self.model, self.fast, [it.pixels for it in flight.items], flight.threads)
+        flight.future = self._pool.submit(_forward, *job)
+        self.flights.append(flight)
+
+    def _file(self, flight: _Flight) -> None:
+        assert flight.future is not None  # submitted before it was queued
+        out, wall_s, cpu_s = flight.future.result()
+        self.tuner.forward_done(len(flight.items), flight.threads, wall_s, cpu_s)
+        kept, vectors, bad = _keep_good(out, flight.items, self.store, self.index)
+        res = self.res
+        for item, vec in zip(kept, vectors, strict=True):
+            res.put(item.i, vec)
+            if item.digest is not None:
+                res.fresh.add(item.digest)
+        res.encoded += len(kept)
+        for item in bad:
+            res.skip(self.ids[item.i], _NAN_REASON, "non-finite vector from the model")
+        for item in flight.items:
+            if item.digest is not None and self.by_digest.get(item.digest) is flight:
+                del self.by_digest[item.digest]
+        for item in flight.waiting:  # same content as an item of this batch: its vector or fate
+            if item.digest in self.index:
+                res.hit(_Item(item.i, item.digest, cached=self.index[item.digest]))
+            else:
+                res.skip(self.ids[item.i], _NAN_REASON, "non-finite vector from the model")
+
+
+def _forward(
+    model: Any, fast: FastPreprocess | None, pixels: list[Any], threads: int | None
+) -> tuple[np.ndarray, float, float]:
+    """One forward pass (in an encoder thread): vectors, wall and thread-CPU seconds."""
     import torch
 
-    out = np.asarray(model.encode_images(torch.stack([it.pixels for it in batch])))
+    if threads is not None:  # torch's thread count is per calling thread: set it here
+        torch.set_num_threads(threads)
+    wall, cpu = time.perf_counter(), time.thread_time()
+    x = fast.to_batch(pixels) if fast is not None else torch.stack(pixels)
+    out = np.asarray(model.encode_images(x))
+    return out, time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def _keep_good(
+    out: np.ndarray,
+    batch: list[_Item],
+    store: EmbeddingCache | None,
+    index: dict[bytes, np.ndarray],
+) -> tuple[list[_Item], np.ndarray, list[_Item]]:
+    """The items kept, their vectors (cached when there is a cache), and the items whose
+    vector is bad (NaN, inf or zero: never cached, never returned)."""
     with np.errstate(invalid="ignore", over="ignore"):
         ok = np.isfinite(out).all(axis=1) & (np.abs(out).sum(axis=1) > 0)
     kept = [it for it, good in zip(batch, ok, strict=True) if good]
