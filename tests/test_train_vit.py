@@ -50,12 +50,14 @@ def test_text_side_is_the_teachers_and_stays_frozen(tiny_run):
     assert model.visual.conv1.kernel_size == (8, 8)  # a ViT tower, not the teacher's ResNet
 
 
-def test_distillation_loss_goes_down(tiny_run):
+def test_distillation_and_label_losses_go_down(tiny_run):
     out, _, summary = tiny_run
     log = torch.load(out / CHECKPOINT, weights_only=True)["log"]
-    assert summary["steps_done"] == 12 and all(len(row) == 4 for row in log)  # step, total, parts
-    distill = [row[3] for row in log]
-    assert np.mean(distill[-3:]) < np.mean(distill[:3]) - 0.05, distill
+    # step, total, then the parts: clip, distill, label
+    assert summary["steps_done"] == 12 and all(len(row) == 5 for row in log)
+    for column in (3, 4):
+        part = [row[column] for row in log]
+        assert np.mean(part[-3:]) < np.mean(part[:3]) - 0.05, (column, part)
 
 
 def test_vit_run_resumes_exactly(tiny_run, tmp_path):
@@ -72,7 +74,16 @@ def test_checkpoint_from_before_the_vit_fields_still_resumes(tmp_path):
     cfg = TrainConfig(steps=2, n_pairs=128, batch_size=64, processes=1, checkpoint_every=1)
     train(cfg, tmp_path, minutes=0.0, progress=False)
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
-    for key in ("arch", "teacher", "distill_weight", "vit_patch", "vit_width", "vit_layers"):
+    for key in (
+        "arch",
+        "teacher",
+        "distill_weight",
+        "distill_varied",
+        "label_weight",
+        "vit_patch",
+        "vit_width",
+        "vit_layers",
+    ):
         del state["config"][key]  # as the ResNet run in progress wrote it
     torch.save(state, tmp_path / CHECKPOINT)
     _, summary = train(cfg, tmp_path, progress=False)

@@ -57,6 +57,18 @@ def _parser() -> argparse.ArgumentParser:
         default=d.distill_weight,
         help="vit only: weight of the cosine loss to the teacher's image embeddings",
     )
+    p.add_argument(
+        "--distill-varied",
+        action="store_true",
+        help="vit only: distil on the varied pairs too (default: plain renderer's pairs only)",
+    )
+    p.add_argument(
+        "--label-loss",
+        type=float,
+        default=d.label_weight,
+        help="vit only: weight of classifying each image's shape (6-way) and colour (8-way) "
+        "against the frozen text embeddings of the class names",
+    )
     p.add_argument("--patch", type=int, default=d.vit_patch, help="vit only: patch size (px)")
     p.add_argument("--width", type=int, default=d.vit_width, help="vit only: tower width")
     p.add_argument("--layers", type=int, default=d.vit_layers, help="vit only: blocks")
@@ -102,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         arch=args.arch,
         teacher=args.teacher,
         distill_weight=args.distill,
+        distill_varied=args.distill_varied,
+        label_weight=args.label_loss,
         vit_patch=args.patch,
         vit_width=args.width,
         vit_layers=args.layers,

@@ -73,6 +73,8 @@ class TrainConfig:
     arch: str = "resnet"
     teacher: str = "clipviz-shapes"  # bundled model name or exported folder
     distill_weight: float = 1.0  # weight of the cosine loss to the teacher's image embeddings
+    distill_varied: bool = False  # also distil on the varied pairs (where the teacher errs more)
+    label_weight: float = 0.0  # weight of the 6-way shape + 8-way colour prompt classification
     vit_patch: int = 8
     vit_width: int = 128
     vit_layers: int = 4

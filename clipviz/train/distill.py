@@ -7,7 +7,14 @@ final norm, projection, temperature) and keeps it frozen, so both models share o
 and one vocabulary; only the image tower trains, on two losses:
 
 - distillation: ``1 - cos`` between the student's and the teacher's embedding of the same
-  (augmented) image, a dense target for every image;
+  (augmented) image, a dense target for every image of the plain renderer (the teacher's own
+  training data; on the varied pairs a teacher trained without them is often wrong, so those
+  are left to the contrastive loss unless ``distill_varied``);
+- labels (``label_weight``): each image's shape classified 6-way and its colour 8-way against
+  the frozen text embeddings of the class names. A batch's captions mostly differ in colour,
+  so the contrastive loss is nearly solved by colour alone; here every image meets all other
+  shapes as negatives. Shape and colour are separate, so no colour-shape combination (held-out
+  ones included) is ever a negative.
 - contrastive: CLIP's loss against the frozen text embeddings of the batch's captions, which
   lets the student be right where the teacher is wrong.
 """
@@ -91,15 +98,22 @@ def build_student(cfg: TrainConfig, teacher: Any) -> Any:
 class DistillStep:
     """``(images, tokens) -> (loss, parts)`` for the ViT model; holds student and teacher."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, data: Any):
         import open_clip
+        import torch
 
         self.teacher = load_teacher(cfg.teacher)
         self.model = build_student(cfg, self.teacher)
         self.weight = cfg.distill_weight
         self.loss_fn = open_clip.ClipLoss()
+        self.label_weight = cfg.label_weight
+        self.classes, self.labels = _class_targets(self.teacher, data)
+        # which pairs get a distillation target
+        self.distilled = torch.arange(len(data)) < (
+            len(data) if cfg.distill_varied else data.n_plain
+        )
 
-    def __call__(self, images: Any, tokens: Any) -> tuple[Any, dict[str, float]]:
+    def __call__(self, images: Any, tokens: Any, index: Any) -> tuple[Any, dict[str, float]]:
         import torch
 
         img = self.model.encode_image(images, normalize=True)
@@ -107,5 +121,43 @@ class DistillStep:
             target = self.teacher.encode_image(images, normalize=True)
             txt = self.teacher.encode_text(tokens, normalize=True)  # == the student's, frozen
         clip = self.loss_fn(img, txt, self.model.logit_scale.exp())
-        distill = (1 - (img * target).sum(-1)).mean()
-        return clip + self.weight * distill, {"clip": clip.item(), "distill": distill.item()}
+        mask = self.distilled[torch.as_tensor(index)].float()
+        distill = ((1 - (img * target).sum(-1)) * mask).sum() / mask.sum().clamp(min=1)
+        loss = clip + self.weight * distill
+        parts = {"clip": clip.item(), "distill": distill.item()}
+        if self.label_weight:
+            scale = self.model.logit_scale.exp()
+            idx = torch.as_tensor(index)
+            label = sum(
+                torch.nn.functional.cross_entropy(scale * img @ cls.T, y[idx])
+                for cls, y in zip(self.classes, self.labels, strict=True)
+            )
+            loss = loss + self.label_weight * label
+            parts["label"] = label.item()
+        return loss, parts
+
+
+# several phrasings, none of them the evaluation's "a photo of a {}."
+_CLASS_TEMPLATES = ("a {}", "a drawing of a {}", "a photo of a {}")
+
+
+def _class_targets(teacher: Any, data: Any) -> tuple[list, list]:
+    """Frozen class-name embeddings (shapes, colours) and every pair's class indices."""
+    import open_clip
+    import torch
+
+    from clipviz.datasets.shapes import COLOURS, SHAPES
+    from clipviz.train.config import MODEL_CFG
+
+    classes, labels = [], []
+    for names, column in ((SHAPES, "shape"), (COLOURS, "colour")):
+        texts = [t.format(n) for n in names for t in _CLASS_TEMPLATES]
+        tokens = open_clip.tokenize(texts, context_length=MODEL_CFG["text_cfg"]["context_length"])
+        with torch.no_grad():
+            f = teacher.encode_text(tokens, normalize=True).view(
+                len(names), len(_CLASS_TEMPLATES), -1
+            )
+        classes.append(torch.nn.functional.normalize(f.mean(1), dim=-1))
+        index = {n: i for i, n in enumerate(names)}
+        labels.append(torch.tensor([index[v] for v in data.labels[column]]))
+    return classes, labels

@@ -103,8 +103,8 @@ class ContrastiveStep:
         self.model = model
         self.loss_fn = open_clip.ClipLoss()
 
-    def __call__(self, images: Any, tokens: Any) -> tuple[Any, dict[str, float]]:
-        """``(loss, parts)``: parts are extra numbers logged with each step (none here)."""
+    def __call__(self, images: Any, tokens: Any, index: Any) -> tuple[Any, dict[str, float]]:
+        """``(loss, parts)`` of a batch (``index``: its pairs); parts are logged (none here)."""
         img_f, txt_f, scale = self.model(images, tokens)
         return self.loss_fn(img_f, txt_f, scale), {}
 
@@ -170,7 +170,7 @@ def train(
     if cfg.arch == "vit":
         from clipviz.train.distill import DistillStep
 
-        objective = DistillStep(cfg)
+        objective = DistillStep(cfg, data)
     else:
         objective = ContrastiveStep(build_model(cfg.seed))
     model = objective.model
@@ -184,7 +184,7 @@ def train(
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         images, tokens = data.batch(step, cfg.batch_size, cfg.seed)
-        loss, parts = objective(images, tokens)
+        loss, parts = objective(images, tokens, data.batch_indices(step, cfg.batch_size, cfg.seed))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
