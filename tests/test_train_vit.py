@@ -29,6 +29,7 @@ TINY = dict(
     vit_width=64,
     vit_layers=2,
     distill_weight=5.0,
+    label_weight=1.0,
 )
 
 
