@@ -134,7 +134,7 @@ def main() -> None:
     p.add_argument(
         "--vit-only",
         action="store_true",
-        help="measure only the ViT model; keep the ResNet model's numbers already in --out",
+        help="measure only the ViT model; keep the ResNet model's numbers already in --out (if any)",
     )
     p.add_argument(
         "--out", default=str(ROOT / "benchmarks" / "results" / "bundled_model_quality.json")
@@ -150,14 +150,15 @@ def main() -> None:
         "seed": args.seed,
     }
     if args.vit_only:
-        old = json.loads(Path(args.out).read_text())
-        if old.get("images_per_set") != args.images or old.get("seed") != args.seed:
-            raise SystemExit(
-                f"--vit-only keeps the ResNet numbers in {args.out}, measured with "
-                f"{old.get('images_per_set')} images and seed {old.get('seed')}; pass the same "
-                f"--images and --seed (got {args.images}, {args.seed}) or drop --vit-only."
-            )
-        record.update({k: v for k, v in old.items() if k != "vit"})
+        if Path(args.out).is_file():
+            old = json.loads(Path(args.out).read_text())
+            if old.get("images_per_set") != args.images or old.get("seed") != args.seed:
+                raise SystemExit(
+                    f"--vit-only keeps the ResNet numbers in {args.out}, measured with "
+                    f"{old.get('images_per_set')} images and seed {old.get('seed')}; pass the same "
+                    f"--images and --seed (got {args.images}, {args.seed}) or drop --vit-only."
+                )
+            record.update({k: v for k, v in old.items() if k != "vit"})
     else:
         m = measure(args.folder, args.images, args.seed)
         print_model(m, "clipviz-shapes")
