@@ -21,7 +21,10 @@ CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 
 # name -> folder; plain data, like open_clip's pretrained registry
-BUNDLED: dict[str, Path] = {"clipviz-shapes": WEIGHTS_DIR / "clipviz-shapes"}
+BUNDLED: dict[str, Path] = {
+    "clipviz-shapes": WEIGHTS_DIR / "clipviz-shapes",
+    "clipviz-shapes-vit": WEIGHTS_DIR / "clipviz-shapes-vit",  # docs/model_card_vit.md
+}
 
 
 def bundled_names() -> list[str]:

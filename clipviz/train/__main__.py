@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m clipviz.train",
-        description="Train the clipviz-shapes CLIP from scratch on synthetic shapes (CPU).",
+        description="Train a bundled clipviz-shapes CLIP on synthetic shapes (CPU).",
     )
     p.add_argument("--out", required=True, help="run folder (checkpoint, logs, exported model)")
     p.add_argument(
@@ -34,9 +34,45 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shape-only", type=float, default=d.shape_only_frac)
     p.add_argument("--colour-only", type=float, default=d.colour_only_frac)
     p.add_argument(
-        "--variety", type=float, default=d.variety_frac,
+        "--variety",
+        type=float,
+        default=d.variety_frac,
         help="share of pairs from the varied renderer (clipviz.train.variety), 0 to 1",
     )
+    p.add_argument(
+        "--arch",
+        choices=["resnet", "vit"],
+        default=d.arch,
+        help="resnet: clipviz-shapes, contrastive from scratch; vit: clipviz-shapes-vit, an image "
+        "tower distilled from --teacher beside the teacher's frozen text tower",
+    )
+    p.add_argument(
+        "--teacher",
+        default=d.teacher,
+        help=f"vit only: bundled model name or exported folder (default {d.teacher})",
+    )
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=d.distill_weight,
+        help="vit only: weight of the cosine loss to the teacher's image embeddings",
+    )
+    p.add_argument(
+        "--distill-varied",
+        action="store_true",
+        help="vit only: distil on the varied pairs too (default: plain renderer's pairs only)",
+    )
+    p.add_argument(
+        "--label-loss",
+        type=float,
+        default=d.label_weight,
+        help="vit only: weight of classifying each image's shape (6-way) and colour (8-way) "
+        "against the frozen text embeddings of the class names",
+    )
+    p.add_argument("--patch", type=int, default=d.vit_patch, help="vit only: patch size (px)")
+    p.add_argument("--width", type=int, default=d.vit_width, help="vit only: tower width")
+    p.add_argument("--layers", type=int, default=d.vit_layers, help="vit only: blocks")
+    p.add_argument("--warmup", type=float, default=d.warmup_frac, help="warm-up share of steps")
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument(
         "--export", default=None, help="bundled-model folder to write (default OUT/model)"
@@ -73,19 +109,37 @@ def main(argv: list[str] | None = None) -> int:
         shape_only_frac=args.shape_only,
         colour_only_frac=args.colour_only,
         variety_frac=args.variety,
+        warmup_frac=args.warmup,
         threads=args.threads,
+        arch=args.arch,
+        teacher=args.teacher,
+        distill_weight=args.distill,
+        distill_varied=args.distill_varied,
+        label_weight=args.label_loss,
+        vit_patch=args.patch,
+        vit_width=args.width,
+        vit_layers=args.layers,
     )
+    if cfg.arch == "vit":
+        from clipviz.train.distill import teacher_folder
+
+        try:
+            teacher_folder(cfg.teacher)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     t0 = time.perf_counter()
     model, summary = train(cfg, args.out, minutes=args.minutes)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     folder = Path(args.export) if args.export else Path(args.out) / "model"
-    export(model, folder, meta={"training": summary, "command": _command()})
+    as_model = {"model_cfg": cfg.model_cfg(), "name": cfg.model_name()}
+    export(model, folder, meta={"training": summary, "command": _command()}, **as_model)
     print(json.dumps(summary, indent=2))
     if args.eval_images:
         loaded, _, tokenizer = load_exported(folder)
         results = evaluate(loaded, tokenizer, n=args.eval_images)
         summary["zero_shot"] = results
-        export(model, folder, meta={"training": summary, "command": _command()})
+        export(model, folder, meta={"training": summary, "command": _command()}, **as_model)
         print(format_table(results))
     print(f"exported to {folder}")
     return 0

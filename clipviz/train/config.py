@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MODEL_NAME = "clipviz-shapes"
+VIT_MODEL_NAME = "clipviz-shapes-vit"
+ARCHS = ("resnet", "vit")
 
 # open_clip's small ModifiedResNet image tower learns shape where a 64 px ViT did not (see
 # shared/TRAINING-TRIALS.md). The text tower is narrow because its 49,408-row token table
@@ -15,6 +17,28 @@ MODEL_CFG: dict[str, Any] = {
     "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 32},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 3},
 }
+
+
+def vit_model_cfg(patch: int = 8, width: int = 128, layers: int = 4) -> dict[str, Any]:
+    """The ViT model: a ViT image tower beside ``MODEL_CFG``'s text tower (same text side).
+
+    A 64 px ViT trained contrastively from scratch learned colour but not shape (see
+    shared/TRAINING-TRIALS.md); it is trained by distillation from the ResNet model instead,
+    whose text tower it copies and keeps frozen.
+    """
+    return {
+        "embed_dim": MODEL_CFG["embed_dim"],
+        "vision_cfg": {
+            "image_size": 64,
+            "patch_size": patch,
+            "width": width,
+            "layers": layers,
+            "head_width": 32,
+        },
+        "text_cfg": dict(MODEL_CFG["text_cfg"]),
+    }
+
+
 # OpenAI CLIP normalisation, no crop: images are already 64x64.
 PREPROCESS_CFG: dict[str, Any] = {
     "size": 64,
@@ -45,6 +69,15 @@ class TrainConfig:
     checkpoint_every: int = 100
     threads: int = 2
     processes: int = 2
+    # ViT model only (arch "vit"): trained against a frozen teacher (see clipviz.train.distill)
+    arch: str = "resnet"
+    teacher: str = "clipviz-shapes"  # bundled model name or exported folder
+    distill_weight: float = 1.0  # weight of the cosine loss to the teacher's image embeddings
+    distill_varied: bool = False  # also distil on the varied pairs (where the teacher errs more)
+    label_weight: float = 0.0  # weight of the 6-way shape + 8-way colour prompt classification
+    vit_patch: int = 8
+    vit_width: int = 128
+    vit_layers: int = 4
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,6 +86,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Fields missing from ``d`` (checkpoints written before they existed) take defaults."""
         d = dict(d)
         d["betas"] = tuple(d["betas"])
         return cls(**d)
+
+    def model_cfg(self) -> dict[str, Any]:
+        """The open_clip ``model_cfg`` this recipe trains."""
+        if self.arch == "resnet":
+            return MODEL_CFG
+        if self.arch == "vit":
+            return vit_model_cfg(self.vit_patch, self.vit_width, self.vit_layers)
+        raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}.")
+
+    def model_name(self) -> str:
+        return MODEL_NAME if self.arch == "resnet" else VIT_MODEL_NAME

@@ -71,6 +71,7 @@ class PairData:
         import torch
 
         images, labels, captions = _generate(n, seed, variety, processes)
+        self.n_plain = n - _n_varied(n, variety)  # pairs [0, n_plain) are the plain renderer's
         self.labels = labels
         self.captions = mix_captions(captions, labels, seed, shape_only, colour_only)
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # N,3,64,64 u8
@@ -98,11 +99,15 @@ class PairData:
         return (x - self.mean) / self.std, self.tokens[idx]
 
 
+def _n_varied(n: int, variety: float) -> int:
+    return int(round(n * variety))
+
+
 def _generate(n: int, seed: int, variety: float, processes: int):
-    """Training images: a ``variety`` share from the varied renderer, the rest plain."""
+    """Training images: a ``variety`` share from the varied renderer (last), the rest plain."""
     import pandas as pd
 
-    n_varied = int(round(n * variety))
+    n_varied = _n_varied(n, variety)
     images, labels, captions = shapes_array(n - n_varied, seed, split="train", processes=processes)
     if n_varied == 0:
         return images, labels, captions

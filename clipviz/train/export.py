@@ -13,19 +13,30 @@ CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 
 
-def export(model: Any, folder: str | os.PathLike, *, meta: dict[str, Any] | None = None) -> Path:
+def export(
+    model: Any,
+    folder: str | os.PathLike,
+    *,
+    meta: dict[str, Any] | None = None,
+    model_cfg: dict[str, Any] | None = None,
+    name: str = MODEL_NAME,
+) -> Path:
     """Save ``model`` so that ``open_clip.create_model_and_transforms("local-dir:<folder>")`` loads it.
 
     Parameters
     ----------
     model : open_clip.CLIP
-        A model built from ``MODEL_CFG``.
+        A model built from ``model_cfg``.
     folder : path
         Created if missing; ``open_clip_config.json`` and ``open_clip_model.safetensors`` are
         overwritten (each written to a temp file, then renamed).
     meta : dict, optional
         Provenance (recipe, steps, accuracies) stored under the JSON's ``"clipviz"`` key; open_clip
         reads only ``model_cfg`` and ``preprocess_cfg``.
+    model_cfg : dict, optional
+        The architecture ``model`` was built from (default: the ResNet model's ``MODEL_CFG``).
+    name : str
+        The model's name, stored in the config and the weights' metadata.
 
     Returns
     -------
@@ -42,13 +53,13 @@ def export(model: Any, folder: str | os.PathLike, *, meta: dict[str, Any] | None
         if not v.is_floating_point():
             state[k] = v.detach().to("cpu").contiguous()
     config = {
-        "model_cfg": MODEL_CFG,
+        "model_cfg": model_cfg or MODEL_CFG,
         "preprocess_cfg": PREPROCESS_CFG,
-        "model_name": MODEL_NAME,
+        "model_name": name,
         "clipviz": meta or {},
     }
     tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "pt", "model_name": MODEL_NAME})
+    save_file(state, str(tmp), metadata={"format": "pt", "model_name": name})
     os.chmod(tmp, 0o644)  # safetensors writes owner-only files; the package must be readable
     os.replace(tmp, folder / WEIGHTS_FILE)
     tmp = folder / (CONFIG_FILE + ".tmp")

@@ -14,21 +14,23 @@ from clipviz.train.config import MODEL_CFG, TrainConfig
 CHECKPOINT = "checkpoint.pt"
 
 
-def build_model(seed: int) -> Any:
-    """A freshly initialised open_clip CLIP with the bundled architecture."""
+def build_model(seed: int, model_cfg: dict[str, Any] | None = None) -> Any:
+    """A freshly initialised open_clip CLIP (default: the bundled ResNet architecture)."""
     import open_clip
     import torch
 
     torch.manual_seed(seed)
-    return open_clip.CLIP(**MODEL_CFG)
+    return open_clip.CLIP(**(model_cfg or MODEL_CFG))
 
 
 def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
-    """AdamW with weight decay on weight matrices only."""
+    """AdamW with weight decay on weight matrices only; frozen parameters are left out."""
     import torch
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         # open_clip's own exclusion rule (norms, biases, embeddings, logit scale)
         skip = p.ndim < 2 or any(k in name for k in ("bn", "ln", "bias", "embed", "logit_scale"))
         (no_decay if skip else decay).append(p)
@@ -92,6 +94,47 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
 
 
+class ContrastiveStep:
+    """The ResNet model's objective: CLIP's contrastive loss between images and their captions."""
+
+    def __init__(self, model: Any):
+        import open_clip
+
+        self.model = model
+        self.loss_fn = open_clip.ClipLoss()
+
+    def __call__(self, images: Any, tokens: Any, index: Any) -> tuple[Any, dict[str, float]]:
+        """``(loss, parts)`` of a batch (``index``: its pairs); parts are logged (none here)."""
+        img_f, txt_f, scale = self.model(images, tokens)
+        return self.loss_fn(img_f, txt_f, scale), {}
+
+
+def resume(ckpt: Path, cfg: TrainConfig, model: Any, opt: Any) -> tuple[int, list]:
+    """Load ``ckpt`` (if it exists) into ``model`` and ``opt``: ``(start_step, log)``.
+
+    Raises
+    ------
+    ValueError
+        The checkpoint was written with another recipe.
+    """
+    import torch
+
+    if not ckpt.exists():
+        return 0, []
+    state = load_checkpoint(ckpt)
+    # from_dict fills fields added since the checkpoint was written with their defaults
+    if TrainConfig.from_dict(state["config"]) != cfg:
+        raise ValueError(
+            f"{ckpt} was written with a different recipe ({state['config']}); "
+            f"use another --out folder or the same options ({cfg.as_dict()})."
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if "torch_rng" in state:  # nothing random in a step today; kept so a resume stays exact
+        torch.set_rng_state(state["torch_rng"])
+    return state["step"], state["log"]
+
+
 def train(
     cfg: TrainConfig, out: str | os.PathLike, *, minutes: float | None = None, progress=True
 ) -> tuple[Any, dict[str, Any]]:
@@ -106,7 +149,6 @@ def train(
     minutes : float, optional
         Stop early (with a checkpoint) after this much wall time.
     """
-    import open_clip
     import torch
     from tqdm.auto import tqdm
 
@@ -125,23 +167,15 @@ def train(
         processes=cfg.processes,
     )
     data_s = time.perf_counter() - t0
-    model = build_model(cfg.seed)
+    if cfg.arch == "vit":
+        from clipviz.train.distill import DistillStep
+
+        objective = DistillStep(cfg, data)
+    else:
+        objective = ContrastiveStep(build_model(cfg.seed))
+    model = objective.model
     opt = make_optimizer(model, cfg)
-    start, log = 0, []
-    ckpt = out / CHECKPOINT
-    if ckpt.exists():
-        state = load_checkpoint(ckpt)
-        if state["config"] != cfg.as_dict():
-            raise ValueError(
-                f"{ckpt} was written with a different recipe ({state['config']}); "
-                f"use another --out folder or the same options ({cfg.as_dict()})."
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if "torch_rng" in state:  # nothing random in a step today; kept so a resume stays exact
-            torch.set_rng_state(state["torch_rng"])
-        start, log = state["step"], state["log"]
-    loss_fn = open_clip.ClipLoss()
+    start, log = resume(out / CHECKPOINT, cfg, model, opt)
     model.train()
     t1 = time.perf_counter()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress)
@@ -150,15 +184,17 @@ def train(
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         images, tokens = data.batch(step, cfg.batch_size, cfg.seed)
-        img_f, txt_f, scale = model(images, tokens)
-        loss = loss_fn(img_f, txt_f, scale)
+        loss, parts = objective(images, tokens, data.batch_indices(step, cfg.batch_size, cfg.seed))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():  # as in CLIP: keep the temperature above 1/100
             model.logit_scale.clamp_(0, math.log(100))
-        log.append([step, round(loss.item(), 5)])
-        bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale.item():.1f}")
+        log.append([step, round(loss.item(), 5), *(round(v, 5) for v in parts.values())])
+        shown = {k: f"{v:.3f}" for k, v in parts.items()}
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}", **shown
+        )
         done = step + 1
         late = minutes is not None and time.perf_counter() - t0 > minutes * 60
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or late:
