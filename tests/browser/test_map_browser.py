@@ -212,7 +212,8 @@ def test_zoom_during_pca_then_umap_arrives_with_every_point_in_view(mapped):
     wp.page.wait_for_timeout(300)
     before = _in_view(wp)
     view.update_prompts(np.zeros((1, 2)), ["a new prompt"])
-    view.set_labels([f"class {k % 8}" for k in range(N)][::-1])  # a relabelling, as a prompt edit gives
+    # a relabelling, as a prompt edit gives
+    view.set_labels([f"class {k % 8}" for k in range(N)][::-1])
     wp.page.wait_for_timeout(500)
     assert _in_view(wp) == before < N
     assert wp.page.locator(".clipviz-map-prompt text").all_text_contents() == ["a new prompt"]
