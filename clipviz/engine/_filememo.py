@@ -4,6 +4,7 @@ The key is what ``os.stat`` says: path, device, inode, size, mtime and ctime. Li
 index, ctime is part of it: rewriting a file in place and restoring its mtime (``cp -p``,
 ``rsync -t``) still changes the ctime. Only files whose mtime and ctime are a few seconds old
 are remembered, so an edit within the same clock tick cannot hide behind an unchanged stat.
+``_filememo_disk`` saves the memo beside the embedding cache, so a new process starts with it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import time
 StatKey = tuple[str, int, int, int, int, int]
 
 _DIGESTS: dict[StatKey, bytes] = {}
+#: folders with entries not yet saved to disk, and (memo folder, image folder) pairs read
+DIRTY: set[str] = set()
+LOADED: set[tuple[str, str]] = set()
+_FOLDERS: dict[str, str] = {}  # absolute folder as written -> normalised
 _RACY_S = 2.0
 _MAX_DIGESTS = 1_000_000
 
@@ -26,8 +31,30 @@ def stat_key(path: str | None) -> StatKey | None:
         st = os.stat(path)
     except OSError:
         return None
-    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size)
+    key = (absolute(path), st.st_dev, st.st_ino, st.st_size)
     return (*key, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def absolute(path: str) -> str:
+    """``os.path.abspath``, with absolute folders memoised (a 1M-image set has few folders)."""
+    folder, tail = _split(str(path))
+    return os.path.join(folder, tail) if tail else folder
+
+
+def folder_of(path: str) -> str:
+    """The absolute folder holding ``path`` (the memo is saved per folder)."""
+    folder, tail = _split(str(path))
+    return folder if tail else os.path.dirname(folder)
+
+
+def _split(path: str) -> tuple[str, str]:
+    head, sep, tail = path.rpartition(os.sep)
+    if not sep or not tail or tail in (".", "..") or not os.path.isabs(head or os.sep):
+        return os.path.abspath(path), ""  # relative: the working folder may change
+    folder = _FOLDERS.get(head)
+    if folder is None:
+        folder = _FOLDERS[head] = os.path.abspath(head or os.sep)
+    return folder, tail
 
 
 def recall(path: str | None) -> bytes | None:
@@ -40,11 +67,27 @@ def remember(key: StatKey, digest: bytes) -> None:
     """Remember a digest read under ``key`` (taken before the read), unless the file is new."""
     if time.time() - max(key[-2:]) / 1e9 <= _RACY_S:
         return
+    if _DIGESTS.get(key) == digest:
+        return
+    adopt(key, digest)
+    DIRTY.add(os.path.dirname(key[0]))  # key[0] is absolute
+
+
+def adopt(key: StatKey, digest: bytes) -> None:
+    """Take an entry remembered earlier (by this or another process) as it is."""
     if len(_DIGESTS) >= _MAX_DIGESTS:
         _DIGESTS.clear()
+        LOADED.clear()
     _DIGESTS[key] = digest
 
 
+def items() -> list[tuple[StatKey, bytes]]:
+    return list(_DIGESTS.items())
+
+
 def clear() -> None:
-    """Forget everything (a new process starts like this)."""
+    """Forget everything in this process (a new process starts like this, then reads the
+    memo saved on disk)."""
     _DIGESTS.clear()
+    DIRTY.clear()
+    LOADED.clear()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from clipviz.compute.types import EmbedCounts, ImageEmbeddings
-from clipviz.engine import _filememo
+from clipviz.engine import _filememo, _filememo_disk
 from clipviz.engine._decode import ImageSkipped
 from clipviz.engine._fast_preprocess import FastPreprocess, recognise
 from clipviz.engine._threads import CpuTuner
@@ -147,6 +147,8 @@ def embed_images(
     root = resolve_cache_dir(cache)
     store = EmbeddingCache(root, model.info.key, model.info.dim) if root is not None else None
     index = store.load() if store is not None else {}
+    if root is not None and index:  # a new process trusts an unchanged stat too
+        _filememo_disk.load(root, imageset.paths)
     n = len(imageset)
     res = _Results(n, model.info.dim)
     device = getattr(model, "device", "cpu")  # duck-typed: may not say
@@ -168,6 +170,8 @@ def embed_images(
                 encoder.add(item)
             bar.update(1)
         encoder.finish()
+    if store is not None and store.writable:
+        _filememo_disk.save(root, imageset.paths)
     keep = np.flatnonzero(res.done)
     if n and not len(keep):
         raise NoImagesEmbeddedError(res.skipped, res.kinds)
