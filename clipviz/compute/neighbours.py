@@ -8,8 +8,8 @@ measure (Boggust et al., IUI 2022).
 Exact search is a blocked matmul (2 N^2 D flops per model: at 100k x 512 over a minute on two
 cores). From ``EXACT_BELOW`` images the default ``method="auto"`` searches approximately with
 :func:`clipviz.compute.ivf_knn.ivf_knn` and checks itself: recall@k is measured against exact
-search on ``_CHECK_ROWS`` random images, and ``nprobe`` doubles until it reaches
-``MIN_RECALL`` (exact search once that would scan a quarter of the images anyway).
+search on ``_CHECK_ROWS`` random images, and ``nprobe`` grows until it reaches ``MIN_RECALL``
+(exact search once a try would cost a tenth of it: hard data never costs much more than exact).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from clipviz.compute.types import ImageEmbeddings
 __all__ = ["EXACT_BELOW", "MIN_RECALL", "jaccard", "knn", "neighbour_overlap", "top_k_columns"]
 
 #: Below this many shared images ``method="auto"`` searches exactly: it is faster there
-#: (crossover ~1,500 rows at 512-d, ``benchmarks/compare_speed.py --parts 4``).
-EXACT_BELOW = 2_000
+#: (crossover ~1,500 rows at 512-d, ``benchmarks/compare_speed.py --parts 4``), and below
+#: 4,000 a try of the recall-checked IVF would cost over a tenth of exact search anyway.
+EXACT_BELOW = 4_000
 #: recall@k that ``method="auto"`` must reach on its check sample before it is trusted.
 MIN_RECALL = 0.99
 _CHECK_ROWS = 256
@@ -99,8 +100,8 @@ def checked_ivf_knn(
 ) -> tuple[np.ndarray, int]:
     """:func:`ivf_knn` whose recall@k on a random sample of rows is at least ``MIN_RECALL``.
 
-    ``nprobe`` doubles until the sample's recall (against exact search of those rows) reaches
-    ``MIN_RECALL``; once a try would scan a quarter of all rows, exact :func:`knn` is used.
+    ``nprobe`` grows 4x until the sample's recall (against exact search of those rows) reaches
+    ``MIN_RECALL``; once a try would cost a tenth of exact search, exact :func:`knn` is used.
 
     Returns
     -------
@@ -110,11 +111,13 @@ def checked_ivf_knn(
     n = len(vectors)
     rows = np.sort(np.random.default_rng(seed).choice(n, min(n, _CHECK_ROWS), replace=False))
     truth = exact_rows_knn(vectors, rows, k)
-    while np.sqrt(nprobe / n) <= 0.25:  # scanned share with sqrt(nprobe n) cells
+    # a try costs ~2 sqrt(nprobe / n) of exact search (sqrt(nprobe n) cells); all tries
+    # together stay under ~20% of it before exact search takes over
+    while 2 * np.sqrt(nprobe / n) <= 0.1:
         found = ivf_knn(vectors, k, nprobe=nprobe, seed=seed)
         if recall(found[rows], truth) >= MIN_RECALL:
             return found, nprobe
-        nprobe *= 2
+        nprobe *= 4
     return knn(vectors, k), 0
 
 
