@@ -71,7 +71,8 @@ def ivf_knn(
         centroids = spherical_kmeans(v, n_cells, seed=seed, workers=workers)
         cell = nearest_centroid(v, centroids, workers)  # norms do not change the argmax
         order = np.argsort(cell, kind="stable")
-        xs = _unit(v[order])
+        xs = v[order]  # a copy: normalised in place
+        xs /= np.maximum(np.linalg.norm(xs, axis=1, keepdims=True), 1e-30)
         starts = np.searchsorted(cell[order], np.arange(n_cells + 1))
         probes = _probe_lists(centroids, starts, nprobe, k)
         out = np.empty((n, k), dtype=np.int64)
@@ -91,12 +92,17 @@ def ivf_knn(
 
 
 def spherical_kmeans(
-    v: np.ndarray, n_cells: int, *, seed: int = 0, workers: int = 1
+    v: np.ndarray,
+    n_cells: int,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    per_cell: int = _TRAIN_PER_CELL,
 ) -> np.ndarray:
     """(n_cells, D) unit centroids from a few Lloyd steps on a sample (cosine k-means)."""
     rng = np.random.default_rng(seed)
     n = len(v)
-    sample = _unit(v[np.sort(rng.choice(n, min(n, n_cells * _TRAIN_PER_CELL), replace=False))])
+    sample = _unit(v[np.sort(rng.choice(n, min(n, n_cells * per_cell), replace=False))])
     centroids = sample[rng.choice(len(sample), n_cells, replace=False)]
     for _ in range(_TRAIN_ITERATIONS):
         cell = nearest_centroid(sample, centroids, workers)
