@@ -116,3 +116,17 @@ def test_bad_nprobe_is_explained():
     x = np.eye(10, dtype=np.float32)
     with pytest.raises(ValueError, match="nprobe must be a positive integer"):
         neighbour_overlap(x, x, k=3, nprobe=0)
+
+
+def test_crowded_cell_of_duplicates_is_searched_in_blocks(monkeypatch):
+    import clipviz.compute.ivf_knn as ivf
+
+    monkeypatch.setattr(ivf, "_SIMS_BYTES", 64 * 1024)  # blocks of a few rows
+    rng = np.random.default_rng(10)
+    x = _clustered(3000, 16, seed=11)
+    x[:1500] = x[0]  # half the images are one duplicated image: one cell holds them all
+    found = ivf_knn(x, 6, nprobe=5)
+    assert not (found == np.arange(3000)[:, None]).any()
+    rows = np.sort(rng.choice(np.arange(1500, 3000), 200, replace=False))
+    assert recall(found[rows], exact_rows_knn(x, rows, 6)) >= 0.95
+    assert np.isin(found[:1500], np.arange(1500)).all()  # a duplicate's neighbours: its twins

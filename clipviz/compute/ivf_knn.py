@@ -27,6 +27,7 @@ _T = TypeVar("_T")
 _TRAIN_PER_CELL = 8  # k-means sample points per cell: cells only need to be compact, not optimal
 _TRAIN_ITERATIONS = 5
 _ROWS_PER_TASK = 4096  # rows per assignment task
+_SIMS_BYTES = 64 * 2**20  # similarities of one block of a cell's rows (float32)
 
 
 def ivf_knn(
@@ -82,10 +83,14 @@ def ivf_knn(
             if hi == lo:
                 return
             cand = np.concatenate([np.arange(starts[p], starts[p + 1]) for p in probes[g]])
-            sims = xs[lo:hi] @ xs[cand].T
-            own = np.arange(hi - lo)
-            sims[own, own] = -np.inf  # own cell comes first in cand: row i meets itself at i
-            out[order[lo:hi]] = order[cand[top_k_columns(sims, k)]]
+            xc = xs[cand]
+            step = max(1, _SIMS_BYTES // (4 * len(cand)))  # a crowded cell goes in blocks
+            for a in range(lo, hi, step):
+                b = min(hi, a + step)
+                sims = xs[a:b] @ xc.T
+                # own cell comes first in cand: row r of the cell meets itself at column r
+                sims[np.arange(b - a), np.arange(a - lo, b - lo)] = -np.inf
+                out[order[a:b]] = order[cand[top_k_columns(sims, k)]]
 
         _parallel(scan, range(n_cells), workers)
     return out
