@@ -278,10 +278,9 @@ def main() -> None:
     args = p.parse_args()
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     result: dict[str, Any] = dict(previous)
-    result["machine"] = {
+    result["machine"] = {  # each part records its own load (loadavg_before/after)
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "loadavg_before": os.getloadavg(),
         "note": "shared machine under load from other jobs: compare ratios, not absolutes",
     }
     parts = {
@@ -293,7 +292,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for number in args.parts:  # saved after each part: a long part cannot lose the others
         name, run = parts[number]
-        result[name] = run() | {"loadavg_after": os.getloadavg()}
+        before = os.getloadavg()
+        result[name] = {"loadavg_before": before} | run() | {"loadavg_after": os.getloadavg()}
         RESULTS.write_text(json.dumps(result, indent=1))
         print(f"wrote {name} to {RESULTS}", flush=True)
 
