@@ -155,6 +155,10 @@ def test_prompt_sets_a_b_with_one_model(images, shapes_model):
     )
     assert np.allclose(one.overlap, 1.0)
     assert one.b.predictions.classnames == ["a photo of a circle", "square", "star"]
+    # other names on side B: top-1 columns alone would miss that "circle" != "a photo of ..."
+    by_name = np.asarray(one.a.predictions.predicted) != np.asarray(one.b.predictions.predicted)
+    np.testing.assert_array_equal(one.disagreements, by_name)
+    assert by_name.any()
 
 
 def test_one_model_on_both_sides_encodes_each_new_prompt_once(images, shapes_model, cmp):

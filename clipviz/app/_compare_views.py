@@ -75,7 +75,7 @@ def draw(cmp: Any, *, rescored: bool = False) -> None:
             pred.classnames,
             pred.topk_indices,
             pred.topk_probs,
-            labels=cmp.labels,
+            labels=cmp.label_codes,
             similarity=pred.similarity,
         )
         if not rescored:
@@ -102,16 +102,16 @@ def _draw_map(cmp: Any, run: Any, view: Any) -> None:
         view.set_points(
             run.projection.image_xy,
             cmp.ids,
-            run.predictions.predicted,
+            cmp.predicted_codes(run),
             run.projection.prompt_xy,
             run.prompts.classnames,
-            true_labels=cmp.labels,
+            true_labels=cmp.label_codes,
         )
         view.method = run.projection.method
         if cmp.thumbnails is not None:
             view.set_thumbnails(cmp.thumbnails)
         return
-    view.set_labels(run.predictions.predicted)
+    view.set_labels(cmp.predicted_codes(run))  # codes: no string per image
     view.update_prompts(run.projection.transform(run.prompts.vectors), run.prompts.classnames)
 
 

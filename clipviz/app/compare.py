@@ -115,6 +115,7 @@ class Comparison(t.HasTraits):
         self.ids = list(emb_a.ids)
         self._index = {i: n for n, i in enumerate(self.ids)}
         self.labels = inputs.resolve_labels(labels, emb_a, self.images)
+        self.label_codes = _label_codes(self.labels)  # views and metrics take codes, not N str
         emb_a = dataclasses.replace(emb_a, labels=self.labels)
         emb_b = dataclasses.replace(emb_b, labels=self.labels)
         if classnames is None:
@@ -170,7 +171,17 @@ class Comparison(t.HasTraits):
     @property
     def disagreements(self) -> np.ndarray:
         """(N,) bool: the top-1 class names of A and B differ."""
-        return np.asarray(self.a.predictions.predicted) != np.asarray(self.b.predictions.predicted)
+        pa, pb = self.a.predictions, self.b.predictions
+        top_a, top_b = pa.topk_indices[:, 0], pb.topk_indices[:, 0]
+        if list(pa.classnames) == list(pb.classnames):  # one prompt set: compare columns
+            return top_a != top_b
+        names_a = np.asarray(pa.classnames, dtype=object)
+        return names_a[top_a] != np.asarray(pb.classnames, dtype=object)[top_b]
+
+    def predicted_codes(self, run: Run) -> tuple[np.ndarray, list[str]]:
+        """A side's top-1 labels as (codes, names), what the views take instead of N strings."""
+        pred = run.predictions
+        return pred.topk_indices[:, 0].astype(np.int32), list(pred.classnames)
 
     def per_class(self) -> Any:
         """Per-class accuracy of A and B with the difference (B - A), as a DataFrame."""
@@ -227,7 +238,7 @@ class Comparison(t.HasTraits):
         self, run: Run, lines: list[str], templates: Any, ensemble: bool, scale: float
     ) -> dict[str, Any]:
         prompts = run.texts.prompts(lines, templates, ensemble=ensemble)
-        raw = zero_shot(run.embeddings, prompts, k=self.k)
+        raw = zero_shot(run.embeddings, prompts, k=self.k, label_codes=self.label_codes)
         pred = raw if scale == raw.logit_scale else rescale(raw, scale)
         metrics, notes = evaluate_quietly(pred)
         notes = [f"{run.name}: {note}" for note in notes]
@@ -299,6 +310,16 @@ class Comparison(t.HasTraits):
             f"Comparison({len(self.ids)} images, {self.a.name}={self.a.model.info.name!r}, "
             f"{self.b.name}={self.b.model.info.name!r})"
         )
+
+
+def _label_codes(labels: Sequence[str] | None) -> tuple[np.ndarray, list[str]] | None:
+    """(N,) int32 codes into the sorted distinct labels, or None without labels."""
+    if labels is None:
+        return None
+    import pandas as pd
+
+    codes, names = pd.factorize(pd.Series(labels, dtype=object), sort=True)
+    return codes.astype(np.int32), [str(x) for x in names]
 
 
 def _embeddings_b_needed(embeddings_b: Any) -> Any:

@@ -5,10 +5,11 @@ space and in model B's; the Jaccard overlap of the two sets says whether B sees 
 the same company as A (1.0) or among strangers (0.0). This is the Embedding Comparator's
 measure (Boggust et al., IUI 2022).
 
-The exact search is a blocked matmul: one block of rows at a time against all vectors, so
-memory stays at ``block x N`` floats instead of ``N x N``. Taking the top k of a 100k-wide row
-with ``argpartition`` costs three times the matmul itself, so it is done in two stages (the k
-best chunk maxima, then the k best among those chunks' values), which is exact and ~10x faster.
+Exact search is a blocked matmul (2 N^2 D flops per model: at 100k x 512 over a minute on two
+cores). From ``EXACT_BELOW`` images the default ``method="auto"`` searches approximately with
+:func:`clipviz.compute.ivf_knn.ivf_knn` and checks itself: recall@k is measured against exact
+search on ``_CHECK_ROWS`` random images, and ``nprobe`` grows until it reaches ``MIN_RECALL``
+(exact search once a try would cost a tenth of it: hard data never costs much more than exact).
 """
 
 from __future__ import annotations
@@ -17,10 +18,21 @@ from typing import Any
 
 import numpy as np
 
+from clipviz.compute.ivf_knn import ivf_knn
+from clipviz.compute.topk import top_k_columns
 from clipviz.compute.types import ImageEmbeddings
 
+__all__ = ["EXACT_BELOW", "MIN_RECALL", "jaccard", "knn", "neighbour_overlap", "top_k_columns"]
+
+#: Below this many shared images ``method="auto"`` searches exactly: it is faster there
+#: (crossover ~1,500 rows at 512-d, ``benchmarks/compare_speed.py --parts 4``), and below
+#: 4,000 a try of the recall-checked IVF would cost over a tenth of exact search anyway.
+EXACT_BELOW = 4_000
+#: recall@k that ``method="auto"`` must reach on its check sample before it is trusted.
+MIN_RECALL = 0.99
+_CHECK_ROWS = 256
 _BLOCK_BYTES = 256 * 2**20  # similarity block kept in memory at once (float32)
-_METHODS = ("exact", "ivf")
+_METHODS = ("auto", "exact", "ivf")
 
 
 def neighbour_overlap(
@@ -28,8 +40,8 @@ def neighbour_overlap(
     emb_b: ImageEmbeddings | np.ndarray,
     k: int = 10,
     *,
-    method: str = "exact",
-    nprobe: int = 16,
+    method: str = "auto",
+    nprobe: int = 10,
 ) -> np.ndarray:
     """Jaccard overlap of each image's k nearest neighbours in two embedding spaces.
 
@@ -40,11 +52,13 @@ def neighbour_overlap(
         matched by image id; raw (N, D) arrays are taken as the same images row by row.
     k : int
         Neighbours per image (cosine similarity, the image itself excluded).
-    method : {"exact", "ivf"}
-        ``"exact"``: blocked numpy matmul. ``"ivf"``: approximate, with a faiss inverted-file
-        index (``pip install "clipviz[distributed]"``, i.e. faiss-cpu); faster on large sets.
+    method : {"auto", "exact", "ivf"}
+        ``"exact"``: blocked matmul. ``"ivf"``: approximate, k-means cells searched in batches
+        (numpy only), ``nprobe`` as given. ``"auto"`` (default): exact below ``EXACT_BELOW``
+        shared images; above, ``"ivf"`` with ``nprobe`` raised until recall@k against exact
+        search on a random sample of images is at least ``MIN_RECALL`` (0.99).
     nprobe : int
-        Lists visited per query with ``method="ivf"`` (more = closer to exact).
+        Cells scanned per image's cell with ``"ivf"`` (the first try with ``"auto"``).
 
     Returns
     -------
@@ -57,24 +71,76 @@ def neighbour_overlap(
     ------
     ValueError
         k is not a positive integer, fewer than k + 1 shared images, raw arrays of different
-        lengths, or an unknown method.
+        lengths, an unknown method or nprobe below 1.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer (neighbours per image), got {k!r}.")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or nprobe < 1:
+        raise ValueError(f"nprobe must be a positive integer (cells scanned), got {nprobe!r}.")
     a, b, rows_a = _matched(emb_a, emb_b)
     if len(rows_a) < k + 1:
         raise ValueError(
             f"neighbour_overlap needs at least k + 1 = {k + 1} images present in both "
             f"embeddings, got {len(rows_a)}; lower k or pass more images."
         )
-    search = knn if method == "exact" else _knn_ivf
-    opts: dict[str, Any] = {} if method == "exact" else {"nprobe": int(nprobe)}
-    overlap = jaccard(search(a, k, **opts), search(b, k, **opts))
+    if method == "auto" and len(rows_a) < EXACT_BELOW:
+        method = "exact"
+    search = {"exact": knn, "ivf": lambda x, k: ivf_knn(x, k, nprobe=int(nprobe)),
+              "auto": lambda x, k: checked_ivf_knn(x, k, nprobe=int(nprobe))[0]}[method]
+    overlap = jaccard(search(a, k), search(b, k))
     out = np.full(len(_ids_or_rows(emb_a)), np.nan, dtype=np.float32)
     out[rows_a] = overlap
     return out
+
+
+def checked_ivf_knn(
+    vectors: np.ndarray, k: int, *, nprobe: int = 10, seed: int = 0
+) -> tuple[np.ndarray, int]:
+    """:func:`ivf_knn` whose recall@k on a random sample of rows is at least ``MIN_RECALL``.
+
+    ``nprobe`` grows 4x until the sample's recall (against exact search of those rows) reaches
+    ``MIN_RECALL``; once a try would cost a tenth of exact search, exact :func:`knn` is used.
+
+    Returns
+    -------
+    tuple
+        (N, k) neighbour rows and the nprobe that passed (0: exact search was used).
+    """
+    n = len(vectors)
+    rows = np.sort(np.random.default_rng(seed).choice(n, min(n, _CHECK_ROWS), replace=False))
+    truth = exact_rows_knn(vectors, rows, k)
+    # a try costs ~2 sqrt(nprobe / n) of exact search (sqrt(nprobe n) cells); all tries
+    # together stay under ~20% of it before exact search takes over
+    while 2 * np.sqrt(nprobe / n) <= 0.1:
+        found = ivf_knn(vectors, k, nprobe=nprobe, seed=seed)
+        if recall(found[rows], truth) >= MIN_RECALL:
+            return found, nprobe
+        nprobe *= 4
+    return knn(vectors, k), 0
+
+
+def exact_rows_knn(vectors: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Exact (len(rows), k) cosine neighbours of the given rows among all rows (itself out)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1)
+    inverse = 1 / np.where(norms == 0, 1, norms)  # a query's own norm does not change its order
+    block = max(1, _BLOCK_BYTES // (4 * len(v)))
+    out = np.empty((len(rows), k), dtype=np.int64)
+    for start in range(0, len(rows), block):
+        part = rows[start : start + block]
+        sims = (v[part] @ v.T) * inverse
+        sims[np.arange(len(part)), part] = -np.inf
+        out[start : start + block] = top_k_columns(sims, k)
+    return out
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the true neighbours (rows of ``truth``) that ``found`` holds, over all rows."""
+    k = truth.shape[1]
+    hits = sum(int((found == truth[:, j : j + 1]).any(axis=1).sum()) for j in range(k))
+    return hits / truth.size
 
 
 def knn(vectors: np.ndarray, k: int, *, block: int | None = None) -> np.ndarray:
@@ -106,27 +172,6 @@ def knn(vectors: np.ndarray, k: int, *, block: int | None = None) -> np.ndarray:
     return out
 
 
-def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest values per row (unordered), exact.
-
-    Each row is cut into chunks; the k largest values lie in at most k chunks, namely those
-    with the k largest maxima, so only those chunks' values are partitioned.
-    """
-    b, n = scores.shape
-    chunk = max(1, int(np.sqrt(n / k)))
-    if n <= 4 * k * chunk:  # short rows: one argpartition is cheaper than two stages
-        return np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    n_chunks = -(-n // chunk)
-    if n_chunks * chunk != n:
-        pad = np.full((b, n_chunks * chunk - n), -np.inf, dtype=scores.dtype)
-        scores = np.concatenate([scores, pad], axis=1)
-    chunks = scores.reshape(b, n_chunks, chunk)
-    best = np.argpartition(-chunks.max(axis=2), k - 1, axis=1)[:, :k]  # (b, k) chunk numbers
-    candidates = chunks[np.arange(b)[:, None], best].reshape(b, k * chunk)
-    pick = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
-    return best[np.arange(b)[:, None], pick // chunk] * chunk + pick % chunk
-
-
 def jaccard(nb_a: np.ndarray, nb_b: np.ndarray) -> np.ndarray:
     """Row-wise Jaccard overlap of two (N, k) neighbour index arrays (float32)."""
     k = nb_a.shape[1]
@@ -134,33 +179,6 @@ def jaccard(nb_a: np.ndarray, nb_b: np.ndarray) -> np.ndarray:
     for j in range(k):  # k passes over (N, k) instead of one (N, k, k) temporary
         shared += (nb_a == nb_b[:, j : j + 1]).any(axis=1)
     return (shared / (2 * k - shared)).astype(np.float32)
-
-
-def _knn_ivf(vectors: np.ndarray, k: int, *, nprobe: int) -> np.ndarray:
-    try:
-        import faiss
-    except ImportError as err:
-        raise ImportError(
-            'method="ivf" needs faiss: pip install "clipviz[distributed]" (or pip install faiss-cpu)'
-        ) from err
-    x = np.ascontiguousarray(_normalised(vectors))
-    n, d = x.shape
-    n_lists = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 points per list
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, n_lists, faiss.METRIC_INNER_PRODUCT)
-    index.train(x[:: max(1, n // (64 * n_lists))])
-    index.add(x)
-    index.nprobe = min(nprobe, n_lists)
-    _, found = index.search(x, k + 1)
-    return _drop_self(found, k)
-
-
-def _drop_self(found: np.ndarray, k: int) -> np.ndarray:
-    """From (N, k+1) results that usually include the row itself, keep k others."""
-    rows = np.arange(len(found))[:, None]
-    is_self = (found == rows) | (found < 0)
-    # stable sort puts the non-self hits first, in rank order
-    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(found, order, axis=1).astype(np.int64)
 
 
 def _matched(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
