@@ -13,12 +13,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import benchmark_table as bt  # noqa: E402
-from benchmark_cells import Target, load_text  # noqa: E402
+from benchmark_cells import Target, load_text, num  # noqa: E402
 
 # what benchmarks/compare_speed.py writes (it may land after this test): a small real-shaped run
 COMPARE = {
     "machine": {"cpus": 2, "loadavg_before": [9.5, 9.0, 8.0]},
-    "neighbour_overlap": {"k": 10, "dim": 512, "exact_100000_s": 8.25, "ivf_100000_s": 3.5},
+    "neighbour_overlap_ann": {
+        "n": 100_000,
+        "method": "auto",
+        "overlap_s": 8.25,
+        "overlap_cpu_s": 15.0,
+        "recall_at_10_model_a": 1.0,
+        "recall_at_10_model_b": 0.995,
+        "query_subset": 2000,
+        "exact_full_extrapolated_s": 500.0,
+    },
     "calibration": {"n": 1_000_000, "classes": 20, "calibration_plus_fit_s": 1.25},
     "two_model_update": {"n": 10_000, "ratio": 1.75, "loadavg_after": [1.5, 1.0, 1.0]},
 }
@@ -142,12 +151,14 @@ def test_comparison_rows_appear_when_their_json_lands(results):
     assert row(results, "comparison", "two-model").measured == "not measured"
     (results / "compare_speed.json").write_text(json.dumps(COMPARE))
     overlap = row(results, "comparison", "`neighbour_overlap`")
-    assert overlap.measured.startswith("8.25 s (at 100k x 512") and overlap.status == "met"
+    assert overlap.measured.startswith("8.25 s (method auto") and overlap.status == "met"
+    assert "recall@10 0.995" in overlap.measured  # the worse of the two models
+    assert overlap.baseline.startswith("exact search 500 s")
     calibration = row(results, "comparison", "`calibration`")
     assert calibration.measured.startswith("1.25 s") and calibration.status == "not met"
     two = row(results, "comparison", "two-model")
     assert two.status == "met" and two.load == "1-min load 9.5 -> 1.5 on 2 CPUs: heavily loaded"
-    smaller = {**COMPARE, "neighbour_overlap": {"k": 10, "dim": 512, "exact_30000_s": 8.25}}
+    smaller = {**COMPARE, "neighbour_overlap_ann": {"n": 30_000, "overlap_s": 8.25}}
     (results / "compare_speed.json").write_text(json.dumps(smaller))
     overlap = row(results, "comparison", "`neighbour_overlap`")
     assert overlap.status == "not measured at 100k (only 30k)"
@@ -160,6 +171,16 @@ def test_load_column_says_how_loaded_the_machine_was():
     assert load_text({"machine": {"cpus": 16}, "loadavg": [3.0]}).endswith("lightly loaded")
     assert load_text({"loadavg_start": [13.3]}) == "1-min load 13.3 (CPU count not recorded)"
     assert load_text({}) == "load not recorded"
+
+
+def test_numbers_lose_only_a_fraction_s_trailing_zeros():
+    assert [num(500.0, 0), num(2615.5, 0), num(1.50), num(0.0004, 2), num(120.0, 1)] == [
+        "500",
+        "2616",
+        "1.5",
+        "0.0004",
+        "120",
+    ]
 
 
 def test_verdicts_are_computed_from_value_and_target():

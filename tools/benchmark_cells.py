@@ -65,7 +65,9 @@ def num(x: Any, digits: int = 2) -> str:
         return str(x)
     if isinstance(x, int):
         return str(x)
-    text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    text = f"{x:.{digits}f}"
+    if "." in text:  # only a fraction's zeros are trailing: 500 stays 500
+        text = text.rstrip("0").rstrip(".")
     return text if text not in ("0", "-0") or x == 0 else f"{x:.{digits}g}"
 
 
