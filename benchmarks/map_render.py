@@ -8,8 +8,17 @@ so both libraries are timed the same way:
 
 - first render: from mounting (state serialised in Python) to the first frame after a draw call
   covering all N points;
-- zoom redraw: from a wheel event to the first frame after the next full draw;
-- drag-pan: 30 mouse moves with the button down; total time and the longest gap between frames.
+- zoom, one wheel notch (median of 5): ``zoom_first_frame_s`` to the first frame after any draw
+  of the points (clipviz draws a sample of them while the camera moves), ``zoom_redraw_s`` to
+  the first frame after a draw of all N (full fidelity);
+- zoom gesture: 10 wheel notches 40 ms apart; the longest gap between frames from the first
+  notch to the full frame, and the time from the last notch to the full frame;
+- drag-pan: 30 mouse moves with the button down; total time, the longest gap between frames
+  while the button is down, the same including the release and the full frame after it, and
+  the time from the last move to the first full frame.
+
+Frames come from a requestAnimationFrame loop; a draw is "full" when one draw call covers N
+points, so a sampled frame never counts as the full one.
 
 Writes benchmarks/results/map_render.json with ratios clipviz / jupyter-scatter. Each size has a
 fixed timeout; a run that does not finish is recorded as such. The machine's load is recorded
@@ -39,6 +48,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WIDTH, HEIGHT = 900, 520
 ZOOM_REPEATS = 5
+GESTURE_NOTCHES, GESTURE_PAUSE_MS = 10, 40
 CHOICE = (
     "regl-scatterplot vendored in clipviz's own anywidget, not jscatter.Scatter: both draw "
     "with regl-scatterplot 1.16.0, so per-frame costs match (ratios here are within the "
@@ -48,13 +58,30 @@ CHOICE = (
     "camera fit on a new projection and kernel-served hover thumbnails need"
 )
 
+RATIO_KEYS = (
+    "first_render_s",
+    "zoom_first_frame_s",
+    "zoom_redraw_s",
+    "zoom_gesture_longest_frame_gap_s",
+    "zoom_gesture_full_frame_after_s",
+    "drag_pan_s",
+    "drag_longest_frame_gap_s",
+    "drag_longest_frame_gap_incl_release_s",
+    "drag_full_frame_after_s",
+)
+
 PROBES = """
 window.__frames = []; window.__big = []; window.__bigFrames = []; window.__minCount = 1e12;
+window.__anyFrames = []; window.__counts = [];
 (function loop(t) { window.__frames.push(performance.now()); requestAnimationFrame(loop); })();
 const wrap = (gl) => {
   if (!gl || gl.__probed) return gl;
   gl.__probed = true;
   const mark = (count) => {
+    if (count >= 1000) {  // a draw of the points (not the hovered one, not a line)
+      window.__counts.push([performance.now(), count]);
+      requestAnimationFrame(() => window.__anyFrames.push(performance.now()));
+    }
     if (count >= window.__minCount) {
       window.__big.push(performance.now());
       requestAnimationFrame(() => window.__bigFrames.push(performance.now()));
@@ -157,6 +184,85 @@ def _centre(wp: WidgetPage) -> tuple[float, float]:
     return float(box[0]), float(box[1])
 
 
+def _now(wp: WidgetPage) -> float:
+    return float(wp.page.evaluate("performance.now()"))
+
+
+def _first_after(wp: WidgetPage, array: str, t: float, deadline: float) -> float | None:
+    """Page time of the first entry of ``window.<array>`` after ``t`` (waits for it)."""
+    if not _wait(wp, f"window.{array}.some((f) => f > {t})", deadline):
+        return None
+    return float(wp.page.evaluate(f"Math.min(...window.{array}.filter((f) => f > {t}))"))
+
+
+def _longest_gap(wp: WidgetPage, start: float, stop: float) -> float:
+    js = f"window.__frames.filter((f) => f >= {start} && f <= {stop})"
+    frames = np.array(wp.page.evaluate(js))
+    return float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
+
+
+def _zoom_notches(wp: WidgetPage, deadline: float) -> dict[str, float | list[float]]:
+    firsts, fulls = [], []
+    for _ in range(ZOOM_REPEATS):  # the median of a few: the machine is shared
+        _settle(wp, deadline)
+        before = _now(wp)
+        wp.page.mouse.wheel(0, -120)
+        full = _first_after(wp, "__bigFrames", before, deadline)
+        first = _first_after(wp, "__anyFrames", before, deadline)
+        if full is None or first is None:
+            raise TimeoutError("zoom redraw did not finish in time")
+        firsts.append((first - before) / 1000)
+        fulls.append((full - before) / 1000)
+    return {"zoom_first_frame_s": float(np.median(firsts)), "zoom_redraw_s": float(np.median(fulls)),
+            "zoom_first_frame_all_s": firsts, "zoom_redraw_all_s": fulls}  # fmt: skip
+
+
+def _zoom_gesture(wp: WidgetPage, deadline: float) -> dict[str, float]:
+    _settle(wp, deadline)
+    start = _now(wp)
+    for k in range(GESTURE_NOTCHES):
+        wp.page.mouse.wheel(0, -60 if k % 2 else 60)  # in and out: the view stays comparable
+        wp.page.wait_for_timeout(GESTURE_PAUSE_MS)
+    last = _now(wp)
+    full = _first_after(wp, "__bigFrames", last, deadline)
+    if full is None:
+        raise TimeoutError("zoom gesture: no full frame in time")
+    return {"zoom_gesture_longest_frame_gap_s": _longest_gap(wp, start, full),
+            "zoom_gesture_full_frame_after_s": (full - last) / 1000,
+            "zoom_gesture_points_drawn_max": _most_drawn(wp, start, last)}  # fmt: skip
+
+
+def _drag(wp: WidgetPage, x: float, y: float, deadline: float) -> dict[str, float]:
+    _settle(wp, deadline)
+    wp.page.mouse.move(x, y)
+    start = _now(wp)
+    t1 = time.perf_counter()
+    wp.page.mouse.down()
+    for k in range(1, 31):
+        wp.page.mouse.move(x + 6 * k, y + 3 * k)
+        if time.perf_counter() > deadline:
+            raise TimeoutError("drag-pan did not finish in time")
+    last = _now(wp)
+    wp.page.mouse.up()
+    wp.page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    out = {"drag_pan_s": time.perf_counter() - t1}
+    full = _first_after(wp, "__bigFrames", last, deadline)
+    if full is None:
+        raise TimeoutError("drag-pan: no full frame in time")
+    out["drag_longest_frame_gap_s"] = _longest_gap(wp, start, last)
+    out["drag_longest_frame_gap_incl_release_s"] = _longest_gap(wp, start, full)
+    out["drag_full_frame_after_s"] = (full - last) / 1000
+    out["points_drawn_while_moving_max"] = _most_drawn(wp, start, last)
+    return out
+
+
+def _most_drawn(wp: WidgetPage, start: float, stop: float) -> int:
+    """The most points one draw call covered between ``start`` and ``stop`` (page times)."""
+    js = f"window.__counts.filter(([t]) => t >= {start} && t <= {stop}).map(([, c]) => c)"
+    counts = wp.page.evaluate(js)
+    return int(max(counts)) if counts else 0
+
+
 def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
     xy, labels = points(n)
     widget = make(xy, labels)
@@ -172,35 +278,12 @@ def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
         x, y = _centre(wp)
         wp.page.mouse.move(x, y)
         out["idle_full_draws_per_s"] = _settle(wp, deadline)
-        zooms = []
-        for _ in range(ZOOM_REPEATS):  # the median of a few: the machine is shared
-            _settle(wp, deadline)
-            before = wp.page.evaluate("performance.now()")
-            wp.page.mouse.wheel(0, -120)
-            js = f"window.__bigFrames.some((f) => f > {before})"
-            if not _wait(wp, js, deadline):
-                return out | {"status": "zoom redraw did not finish in time"}
-            first = wp.page.evaluate(f"Math.min(...window.__bigFrames.filter((f) => f > {before}))")
-            zooms.append((first - before) / 1000)
-        out["zoom_redraw_s"] = float(np.median(zooms))
-        out["zoom_redraw_all_s"] = zooms
-        wp.page.wait_for_timeout(800)
-        start_page = wp.page.evaluate("performance.now()")
-        t1 = time.perf_counter()
-        wp.page.mouse.down()
-        for k in range(1, 31):
-            wp.page.mouse.move(x + 6 * k, y + 3 * k)
-            if time.perf_counter() > deadline:
-                return out | {"status": "drag-pan did not finish in time"}
-        wp.page.mouse.up()
-        wp.page.evaluate(
-            "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
-        out["drag_pan_s"] = time.perf_counter() - t1
-        frames = np.array(wp.page.evaluate(f"window.__frames.filter((f) => f >= {start_page})"))
-        out["drag_longest_frame_gap_s"] = (
-            float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
-        )
+        try:
+            out |= _zoom_notches(wp, deadline)
+            out |= _zoom_gesture(wp, deadline)
+            out |= _drag(wp, x - 90, y - 45, deadline)
+        except TimeoutError as e:
+            return out | {"status": str(e)}
         out["page_errors"] = "; ".join(wp.errors)[:300]
         out["status"] = "ok"
         return out
@@ -227,12 +310,7 @@ def main() -> None:
                 row[name] = measure(browser, make, n, args.timeout)
                 print(n, name, row[name], flush=True)
             ratios = {}
-            for key in (
-                "first_render_s",
-                "zoom_redraw_s",
-                "drag_pan_s",
-                "drag_longest_frame_gap_s",
-            ):
+            for key in RATIO_KEYS:
                 a, b = row["clipviz"].get(key), row["jupyter_scatter"].get(key)
                 if isinstance(a, float) and isinstance(b, float) and b > 0:
                     ratios[key] = round(a / b, 3)
