@@ -10,7 +10,7 @@ const MODES = [["pan", "pan / zoom"], ["lasso", "lasso"], ["box", "box"]];
 // canvas) plus a part that grows with the points drawn: measured at 100k (benchmarks/
 // map_render.py) 20k points cost about what 2k do, 100k about twice that.
 const LOD_POINTS = 20000;
-const LOD_IDLE_MS = 150; // camera still this long (or the button released): draw every point
+const LOD_IDLE_MS = 250; // after a wheel zoom, camera still this long: draw every point
 
 function library(model) {
   // The vendored bundle is evaluated once per page, whatever the number of maps.
@@ -128,6 +128,7 @@ class LevelOfDetail {
   reset(n) {
     // new points were drawn (the library dropped any filter): a sample for this n
     clearTimeout(this.timer);
+    this.timer = 0;
     this.active = false;
     this.sample = n > 2 * LOD_POINTS ? sampleRows(n, LOD_POINTS) : null;
     this.rows = null;
@@ -144,18 +145,36 @@ class LevelOfDetail {
     this.rows = rows;
   }
 
-  enter() {
+  enter(held) {
+    // held: a drag-pan, whose release restores every point (a pause mid-drag does not: the
+    // next move would wait behind a full frame)
     if (!this.rows) return; // small maps draw every point
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.restore(), LOD_IDLE_MS);
+    this.lastMove = performance.now();
+    if (held) { clearTimeout(this.timer); this.timer = 0; } else if (!this.timer) this.arm(LOD_IDLE_MS);
     if (this.active) return;
     this.active = true;
     this.stats.enters += 1;
     this.sp.filter(this.rows, { preventEvent: true });
   }
 
+  arm(ms) {
+    clearTimeout(this.timer);
+    const id = setTimeout(() => requestAnimationFrame(() => this.timer === id && this.settle()), ms);
+    this.timer = id;
+  }
+
+  settle() {
+    // Wheel and mouse moves are dispatched at the start of a frame, before its animation
+    // callbacks: a move that waited behind a long frame has arrived by now, a timer alone
+    // would have restored every point in the middle of a drag.
+    const still = performance.now() - this.lastMove;
+    if (still < LOD_IDLE_MS) this.arm(LOD_IDLE_MS - still);
+    else this.restore();
+  }
+
   restore() {
     clearTimeout(this.timer);
+    this.timer = 0;
     if (!this.active) return;
     this.active = false;
     this.stats.restores += 1;
@@ -215,7 +234,7 @@ class MapView {
     sp.subscribe("deselect", () => this.sendSelection([]));
     sp.subscribe("pointover", (i) => this.hover(i));
     sp.subscribe("pointout", () => this.hover(-1));
-    sp.subscribe("view", ({ view }) => { this.view = view; this.drawOverlay(); if (this.lod.active) this.lod.enter(); });
+    sp.subscribe("view", ({ view }) => { this.view = view; this.drawOverlay(); if (this.lod.active) this.lod.enter(this.panning); });
     sp.subscribe("draw", () => { this.stats.draws += 1; });
     dom.canvas.addEventListener("mousemove", (e) => { this.mouse = [e.offsetX, e.offsetY]; });
     for (const b of dom.modes) b.addEventListener("click", () => this.setMode(b.dataset.mode));
@@ -248,8 +267,12 @@ class MapView {
       if (this.mode === "pan") this.panning = true;
       else lod.restore();
     }, true);
-    this.onWindowMove = (e) => { if (this.panning && e.buttons & 1) lod.enter(); };
     this.onWindowUp = () => { this.panning = false; lod.restore(); };
+    this.onWindowMove = (e) => {
+      if (!this.panning) return;
+      if (e.buttons & 1) lod.enter(true);
+      else this.onWindowUp(); // released outside the page
+    };
     window.addEventListener("mousemove", this.onWindowMove, true);
     window.addEventListener("mouseup", this.onWindowUp, true);
   }
@@ -442,7 +465,7 @@ class MapView {
     this.model.off(null, this.onChange);
     this.model.off("change:selected", this.onSelected);
     this.resize.disconnect();
-    clearTimeout(this.lod.timer);
+    this.lod.reset(0);
     window.removeEventListener("mousemove", this.onWindowMove, true);
     window.removeEventListener("mouseup", this.onWindowUp, true);
     this.sp.destroy();
