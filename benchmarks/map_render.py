@@ -26,7 +26,7 @@ Writes benchmarks/results/map_render.json with ratios clipviz / jupyter-scatter.
 fixed timeout; a run that does not finish is recorded as such. The machine's load is recorded
 (``os.getloadavg``): compare the ratios, measured in one run, not the absolute times.
 
-Usage: ``python benchmarks/map_render.py [--sizes 10000 100000 1000000] [--timeout 300]``
+Usage: ``python benchmarks/map_render.py [--sizes 10000 100000 1000000] [--timeout 300] [--umap-drag 100000]``
 """
 
 from __future__ import annotations
