@@ -8,24 +8,38 @@ so both libraries are timed the same way:
 
 - first render: from mounting (state serialised in Python) to the first frame after a draw call
   covering all N points;
-- zoom redraw: from a wheel event to the first frame after the next full draw;
-- drag-pan: 30 mouse moves with the button down; total time and the longest gap between frames.
+- zoom, one wheel notch (median of 5): ``zoom_first_frame_s`` to the first frame after any draw
+  of the points (clipviz draws a sample of them while the camera moves), ``zoom_redraw_s`` to
+  the first frame after a draw of all N (full fidelity);
+- zoom gesture: 10 wheel notches 40 ms apart; the longest gap between frames during it, the
+  same up to the full frame after it, and the time from the last notch to the full frame;
+- drag-pan: 30 mouse moves with the button down; total time, the longest gap between frames
+  while the button is down, the same including the release and the full frame after it, and
+  the time from the last move to the first full frame; at 100k (``--umap-drag``) the drag
+  again while a UMAP fit runs in another process (``umap_*`` keys), as the Workbench's
+  background projection does in the kernel.
+
+Frames come from a requestAnimationFrame loop; a draw is "full" when one draw call covers N
+points, so a sampled frame never counts as the full one.
 
 Writes benchmarks/results/map_render.json with ratios clipviz / jupyter-scatter. Each size has a
 fixed timeout; a run that does not finish is recorded as such. The machine's load is recorded
 (``os.getloadavg``): compare the ratios, measured in one run, not the absolute times.
 
-Usage: ``python benchmarks/map_render.py [--sizes 10000 100000 1000000] [--timeout 300]``
+Usage: ``python benchmarks/map_render.py [--sizes 10000 100000 1000000] [--timeout 300] [--umap-drag 100000]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +53,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WIDTH, HEIGHT = 900, 520
 ZOOM_REPEATS = 5
+UMAP_WARMUP_S = 8.0
+UMAP_JOB = (  # a long fit, like the Workbench's background UMAP of a large collection
+    "import numpy as np, umap; x = np.random.default_rng(0).normal(size=(30000, 64));"
+    "umap.UMAP(n_epochs=2000, random_state=0).fit(x)"  # seeded, one thread, as projection.py
+)
+GESTURE_NOTCHES, GESTURE_PAUSE_MS = 10, 40
+FULL_FRAME_WAIT_S = 60.0
 CHOICE = (
     "regl-scatterplot vendored in clipviz's own anywidget, not jscatter.Scatter: both draw "
     "with regl-scatterplot 1.16.0, so per-frame costs match (ratios here are within the "
@@ -47,16 +68,51 @@ CHOICE = (
     "needs a pandas copy, and does not expose its camera, which the prompt overlay, the "
     "camera fit on a new projection and kernel-served hover thumbnails need"
 )
+LOD = (
+    "while the camera moves clipviz draws a fixed seeded random sample of 20k points plus every "
+    "selected point (regl-scatterplot's filter), and all N once a wheel zoom has been still for "
+    "250 ms or a drag's button is released: zoom_first_frame_s and the frame gaps time the sample, "
+    "zoom_redraw_s and *_full_frame_after_s the full-fidelity frame; jupyter-scatter always "
+    "draws all N. clipviz's renderer is sized to the map, jupyter-scatter's to the window"
+)
+
+RATIO_KEYS = (
+    "first_render_s",
+    "zoom_first_frame_s",
+    "zoom_redraw_s",
+    "zoom_gesture_longest_frame_gap_s",
+    "zoom_gesture_longest_frame_gap_incl_full_s",
+    "zoom_gesture_full_frame_after_s",
+    "drag_pan_s",
+    "drag_longest_frame_gap_s",
+    "drag_longest_frame_gap_incl_release_s",
+    "drag_full_frame_after_s",
+)
+
+UMAP_RATIO_KEYS = ("drag_longest_frame_gap_s", "drag_full_frame_after_s")
 
 PROBES = """
 window.__frames = []; window.__big = []; window.__bigFrames = []; window.__minCount = 1e12;
+window.__anyFrames = []; window.__counts = []; window.__lastMove = 0;
+for (const type of ["wheel", "mousemove"]) {  // when the last camera-moving input was made
+  window.addEventListener(type, (e) => {
+    if (type === "wheel" || e.buttons & 1) window.__lastMove = e.timeStamp;
+  }, { capture: true, passive: true });
+}
 (function loop(t) { window.__frames.push(performance.now()); requestAnimationFrame(loop); })();
 const wrap = (gl) => {
   if (!gl || gl.__probed) return gl;
   gl.__probed = true;
   const mark = (count) => {
+    if (count >= 1000) {  // a draw of the points (not the hovered one, not a line)
+      window.__counts.push([performance.now(), count]);
+      requestAnimationFrame(() => window.__anyFrames.push(performance.now()));
+    }
     if (count >= window.__minCount) {
       window.__big.push(performance.now());
+      window.__fullAfterMove = window.__fullAfterMove || [];
+      const input = window.__lastMove;
+      requestAnimationFrame(() => window.__fullAfterMove.push([input, performance.now()]));
       requestAnimationFrame(() => window.__bigFrames.push(performance.now()));
     }
   };
@@ -157,7 +213,119 @@ def _centre(wp: WidgetPage) -> tuple[float, float]:
     return float(box[0]), float(box[1])
 
 
-def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
+def _now(wp: WidgetPage) -> float:
+    return float(wp.page.evaluate("performance.now()"))
+
+
+def _first_after(wp: WidgetPage, array: str, t: float, deadline: float) -> float | None:
+    """Page time of the first entry of ``window.<array>`` after ``t`` (waits for it)."""
+    if not _wait(wp, f"window.{array}.some((f) => f > {t})", deadline):
+        return None
+    return float(wp.page.evaluate(f"Math.min(...window.{array}.filter((f) => f > {t}))"))
+
+
+def _full_after_last_move(wp: WidgetPage, deadline: float) -> float | None:
+    """Seconds from the last wheel or drag move to the first full frame drawn after it."""
+    js = ("(() => { const m = window.__lastMove; const f = (window.__fullAfterMove || [])"
+          ".find(([input]) => input >= m); return f ? f[1] - m : null; })()")  # fmt: skip
+    limit = min(deadline, time.perf_counter() + FULL_FRAME_WAIT_S)
+    while time.perf_counter() < limit:
+        wp.pump()
+        after = wp.page.evaluate(js)
+        if after is not None:
+            return float(after) / 1000
+        wp.page.wait_for_timeout(50)
+    return None
+
+
+def _longest_gap(wp: WidgetPage, start: float, stop: float) -> float:
+    js = f"window.__frames.filter((f) => f >= {start} && f <= {stop})"
+    frames = np.array(wp.page.evaluate(js))
+    return float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
+
+
+def _zoom_notches(wp: WidgetPage, deadline: float) -> dict[str, float | list[float]]:
+    firsts, fulls = [], []
+    for _ in range(ZOOM_REPEATS):  # the median of a few: the machine is shared
+        _settle(wp, deadline)
+        before = _now(wp)
+        wp.page.mouse.wheel(0, -120)
+        full = _first_after(wp, "__bigFrames", before, deadline)
+        first = _first_after(wp, "__anyFrames", before, deadline)
+        if full is None or first is None:
+            raise TimeoutError("zoom redraw did not finish in time")
+        firsts.append((first - before) / 1000)
+        fulls.append((full - before) / 1000)
+    return {"zoom_first_frame_s": float(np.median(firsts)), "zoom_redraw_s": float(np.median(fulls)),
+            "zoom_first_frame_all_s": firsts, "zoom_redraw_all_s": fulls}  # fmt: skip
+
+
+def _zoom_gesture(wp: WidgetPage, deadline: float) -> dict[str, float]:
+    _settle(wp, deadline)
+    start = _now(wp)
+    for k in range(GESTURE_NOTCHES):
+        wp.page.mouse.wheel(0, -60 if k % 2 else 60)  # in and out: the view stays comparable
+        wp.page.wait_for_timeout(GESTURE_PAUSE_MS)
+    last = _now(wp)
+    after = _full_after_last_move(wp, deadline)
+    if after is None:
+        raise TimeoutError("zoom gesture: no full frame in time")
+    full = float(wp.page.evaluate("window.__lastMove")) + after * 1000
+    return {"zoom_gesture_longest_frame_gap_s": _longest_gap(wp, start, last),
+            "zoom_gesture_longest_frame_gap_incl_full_s": _longest_gap(wp, start, max(full, last)),
+            "zoom_gesture_full_frame_after_s": after,
+            "zoom_gesture_points_drawn_max": _most_drawn(wp, start, last)}  # fmt: skip
+
+
+def _drag(wp: WidgetPage, x: float, y: float, deadline: float) -> dict[str, float]:
+    _settle(wp, deadline)
+    wp.page.mouse.move(x, y)
+    start = _now(wp)
+    t1 = time.perf_counter()
+    wp.page.mouse.down()
+    for k in range(1, 31):
+        wp.page.mouse.move(x + 6 * k, y + 3 * k)
+        if time.perf_counter() > deadline:
+            raise TimeoutError("drag-pan did not finish in time")
+    last = _now(wp)
+    wp.page.mouse.up()
+    wp.page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    out = {"drag_pan_s": time.perf_counter() - t1}
+    after = _full_after_last_move(wp, deadline)
+    if after is None:
+        raise TimeoutError("drag-pan: no full frame in time")
+    full = float(wp.page.evaluate("window.__lastMove")) + after * 1000
+    out["drag_longest_frame_gap_s"] = _longest_gap(wp, start, last)
+    out["drag_longest_frame_gap_incl_release_s"] = _longest_gap(wp, start, max(full, last))
+    out["drag_full_frame_after_s"] = after
+    out["points_drawn_while_moving_max"] = _most_drawn(wp, start, last)
+    return out
+
+
+def _most_drawn(wp: WidgetPage, start: float, stop: float) -> int:
+    """The most points one draw call covered between ``start`` and ``stop`` (page times)."""
+    js = f"window.__counts.filter(([t]) => t >= {start} && t <= {stop}).map(([, c]) => c)"
+    counts = wp.page.evaluate(js)
+    return int(max(counts)) if counts else 0
+
+
+@contextlib.contextmanager
+def _umap_in_background() -> Iterator[None]:
+    """A UMAP fit in another process for the block's duration: the kernel's background work."""
+    proc = subprocess.Popen([sys.executable, "-c", UMAP_JOB])
+    try:
+        time.sleep(UMAP_WARMUP_S)  # past the imports: numba compiles and fits
+        if proc.poll() is not None:
+            raise RuntimeError(f"the background UMAP fit ended early (exit {proc.returncode})")
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def measure(
+    browser, make, n: int, timeout: float, with_umap: bool = False
+) -> dict[str, float | str]:
     xy, labels = points(n)
     widget = make(xy, labels)
     out: dict[str, float | str] = {"largest_message_mb": largest_message_bytes(widget) / 2**20}
@@ -172,35 +340,16 @@ def measure(browser, make, n: int, timeout: float) -> dict[str, float | str]:
         x, y = _centre(wp)
         wp.page.mouse.move(x, y)
         out["idle_full_draws_per_s"] = _settle(wp, deadline)
-        zooms = []
-        for _ in range(ZOOM_REPEATS):  # the median of a few: the machine is shared
-            _settle(wp, deadline)
-            before = wp.page.evaluate("performance.now()")
-            wp.page.mouse.wheel(0, -120)
-            js = f"window.__bigFrames.some((f) => f > {before})"
-            if not _wait(wp, js, deadline):
-                return out | {"status": "zoom redraw did not finish in time"}
-            first = wp.page.evaluate(f"Math.min(...window.__bigFrames.filter((f) => f > {before}))")
-            zooms.append((first - before) / 1000)
-        out["zoom_redraw_s"] = float(np.median(zooms))
-        out["zoom_redraw_all_s"] = zooms
-        wp.page.wait_for_timeout(800)
-        start_page = wp.page.evaluate("performance.now()")
-        t1 = time.perf_counter()
-        wp.page.mouse.down()
-        for k in range(1, 31):
-            wp.page.mouse.move(x + 6 * k, y + 3 * k)
-            if time.perf_counter() > deadline:
-                return out | {"status": "drag-pan did not finish in time"}
-        wp.page.mouse.up()
-        wp.page.evaluate(
-            "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
-        out["drag_pan_s"] = time.perf_counter() - t1
-        frames = np.array(wp.page.evaluate(f"window.__frames.filter((f) => f >= {start_page})"))
-        out["drag_longest_frame_gap_s"] = (
-            float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
-        )
+        try:
+            out |= _zoom_notches(wp, deadline)
+            out |= _zoom_gesture(wp, deadline)
+            out |= _drag(wp, x - 90, y - 45, deadline)
+            if with_umap:
+                with _umap_in_background():
+                    busy = _drag(wp, x - 90, y - 45, deadline)
+                out |= {f"umap_{k}": v for k, v in busy.items()}
+        except TimeoutError as e:
+            return out | {"status": str(e)}
         out["page_errors"] = "; ".join(wp.errors)[:300]
         out["status"] = "ok"
         return out
@@ -213,6 +362,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per size and widget")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "map_render.json"))
+    parser.add_argument("--umap-drag", type=int, nargs="*", default=[100_000],
+                        help="sizes at which a second drag runs while UMAP fits in another process")  # fmt: skip
     args = parser.parse_args()
     import jscatter
     from playwright.sync_api import sync_playwright
@@ -224,15 +375,10 @@ def main() -> None:
         for n in args.sizes:
             row = {}
             for name, make in (("clipviz", clipviz_widget), ("jupyter_scatter", jscatter_widget)):
-                row[name] = measure(browser, make, n, args.timeout)
+                row[name] = measure(browser, make, n, args.timeout, n in args.umap_drag)
                 print(n, name, row[name], flush=True)
             ratios = {}
-            for key in (
-                "first_render_s",
-                "zoom_redraw_s",
-                "drag_pan_s",
-                "drag_longest_frame_gap_s",
-            ):
+            for key in (*RATIO_KEYS, *(f"umap_{k}" for k in UMAP_RATIO_KEYS)):
                 a, b = row["clipviz"].get(key), row["jupyter_scatter"].get(key)
                 if isinstance(a, float) and isinstance(b, float) and b > 0:
                     ratios[key] = round(a / b, 3)
@@ -252,6 +398,7 @@ def main() -> None:
             "drag_longest_frame_gap_100k_s": "<= 0.3",
         },  # fmt: skip
         "choice": CHOICE,
+        "level_of_detail": LOD,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "note": "measured on a shared 2-core machine under load; compare ratios from one run",

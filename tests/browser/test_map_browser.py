@@ -4,7 +4,9 @@
 selection set from Python replaces the highlight and enlarges a lone point; zooming during PCA
 and then the UMAP arrival leaves every point in view (the empty-map bug); hovering fetches one
 thumbnail from Python; prompt labels are drawn above the points as text; dark theme variables
-are used. Screenshots land in artifacts/screenshots/map_*.png.
+are used; while the camera moves a sample of the points is drawn (every selected one among
+them), and once it is still all N are drawn again, exactly as a fresh frame would draw them.
+Screenshots land in artifacts/screenshots/map_*.png.
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ pytestmark = pytest.mark.browser
 N = 100_000
 EVIL = "<img src=x onerror=alert(1)>"
 MAP = "document.getElementById('root').__clipvizMap"
+# Every WebGL draw call of points, [page time, count]: what was drawn, whatever the page reports.
+GL_PROBE = """
+window.__pointDraws = [];
+const getContext = HTMLCanvasElement.prototype.getContext;
+HTMLCanvasElement.prototype.getContext = function (type, opts) {
+  const gl = getContext.call(this, type, opts);
+  if (gl && type.startsWith("webgl") && !gl.__probed) {
+    gl.__probed = true;
+    const draw = gl.drawArrays.bind(gl);
+    gl.drawArrays = (mode, first, count) => {
+      draw(mode, first, count);
+      if (mode === gl.POINTS) window.__pointDraws.push([performance.now(), count]);
+    };
+  }
+  return gl;
+};
+"""
 
 
 def _clusters(n: int, scale: float, offset: float, seed: int) -> np.ndarray:
@@ -52,7 +71,13 @@ def _wait_drawn(wp: WidgetPage, revision: int) -> None:
 
 
 def _in_view(wp: WidgetPage) -> int:
+    _wait_still(wp)  # while the camera moves only a sample is in the view
     return wp.page.evaluate(f"{MAP}.sp.get('pointsInView').length")
+
+
+def _wait_still(wp: WidgetPage) -> None:
+    wp.page.wait_for_function(f"!{MAP}.lod?.active", timeout=30_000)
+    wp.page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +90,7 @@ def mapped(browser):
     view.method, view.pending = "pca", "umap"
     asked: list[int] = []
     view.thumbnail_provider = lambda i: (asked.append(i), _png(i))[1]
-    wp = WidgetPage(browser, view.map_widget)
+    wp = WidgetPage(browser, view.map_widget, init_script=GL_PROBE)
     dialogs: list[str] = []
     wp.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     _wait_drawn(wp, 1)
@@ -240,3 +265,51 @@ def test_dark_theme_variables_are_used(browser):
         assert bar == "rgb(238, 238, 238)"
     finally:
         wp.close()
+
+
+def _pixels(wp: WidgetPage) -> bytes:
+    js = (f"(() => {{ const c = {MAP}.dom.canvas;"
+          "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); })()")  # fmt: skip
+    return bytes(wp.page.evaluate(js))
+
+
+def test_moving_draws_a_sample_then_every_point_when_still(mapped):
+    wp, page = mapped, mapped.page
+    wp.view.selection = [f"img{k}" for k in range(0, N, 25)]  # 4,000 selected: all kept
+    _wait_still(wp)
+    page.locator(".clipviz-map-mode[data-mode='pan']").click()
+    stage = page.locator(".clipviz-map-stage").bounding_box()
+    x, y = stage["x"] + 300, stage["y"] + 200
+    page.mouse.move(x, y)
+    start = page.evaluate("performance.now()")
+    for k in range(4):  # a zoom gesture, then a drag-pan
+        page.mouse.wheel(0, -100 if k % 2 else 120)
+        page.wait_for_timeout(30)
+    page.mouse.down()
+    for k in range(1, 11):
+        page.mouse.move(x + 8 * k, y + 4 * k)
+    moving_until = page.evaluate("performance.now()")
+    assert page.evaluate(f"{MAP}.sp.get('selectedPoints').length") == 4000
+    _shot(wp, "100k_mid_drag")
+    page.mouse.up()
+    _wait_still(wp)
+    page.wait_for_timeout(400)
+    _shot(wp, "100k_after_idle")
+    draws = page.evaluate("window.__pointDraws")
+    moving = [c for t, c in draws if start < t <= moving_until]
+    sample = page.evaluate(f"{MAP}.lod?.rows?.length ?? 0")
+    assert 20_000 <= sample < 24_000  # the sample plus the selected points outside it
+    assert sample in moving and N not in moving[-3:], moving  # moving frames drew the sample
+    bodies = [c for _, c in draws if c > 4000]  # not the selected points' own draws
+    assert bodies[-1] == N  # the frame left on screen has every point
+    assert page.evaluate(f"{MAP}.sp.get('selectedPoints').length") == 4000
+    wp.pump()
+    assert len(wp.view.selection) == 4000  # the sample never reached Python as a selection
+    # the frame left is the one a fresh draw gives (the density opacity counts all N again)
+    still = _pixels(wp)
+    page.evaluate(
+        f"new Promise((r) => {{ {MAP}.sp.subscribe('draw', () => requestAnimationFrame(r), 1);"
+        f"{MAP}.sp.view({MAP}.sp.get('cameraView')); }})"
+    )
+    assert _pixels(wp) == still
+    wp.view.selection = []
