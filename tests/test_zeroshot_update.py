@@ -151,3 +151,15 @@ def test_probs_are_computed_on_first_read_and_match_the_softmax():
     np.testing.assert_array_equal(
         pred.topk_probs, np.take_along_axis(pred.probs, pred.topk_indices, axis=1)
     )
+
+
+@pytest.mark.parametrize("edit", ["edit one", "remove one", "add two"])
+def test_a_flat_softmax_is_updated_exactly_too(edit):
+    # at a low temperature every class carries probability: a removed column's share counts
+    before, after = EDITS[edit]
+    emb = _images()
+    old = zero_shot(emb, _prompts(before), k=5, logit_scale=2.0)
+    update = zero_shot(emb, _prompts(after), k=5, logit_scale=2.0, previous=old)
+    fresh = zero_shot(emb, _prompts(after), k=5, logit_scale=2.0)
+    assert fresh.topk_probs[:, -1].min() > 0.02
+    _same(update, fresh)

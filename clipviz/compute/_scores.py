@@ -38,30 +38,34 @@ def score(
     old_sim: np.ndarray | None,
     old_of_new: np.ndarray,
     chunk: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) float32 cosine similarity, copying the columns ``old_sim`` already holds.
 
-    ``old_of_new[j]`` is the column of ``old_sim`` equal to column j, or -1 (computed here).
+    ``old_of_new[j]`` is the column of ``old_sim`` equal to column j, or -1: those new columns
+    are computed here and also returned on their own, (N, new) C-contiguous.
     """
-    n, c = len(img), len(txt)
-    out = np.empty((n, c), np.float32)
     added = np.flatnonzero(old_of_new < 0)
+    if len(added) == len(txt):
+        sim = products(img, txt, chunk)
+        return sim, sim
     kept = np.flatnonzero(old_of_new >= 0)
     dst, src = _as_slice(kept), _as_slice(old_of_new[kept])
-    txt_t = np.ascontiguousarray(txt[added].T, dtype=np.float32)
-    all_new = len(added) == c
-    for part in row_chunks(n, chunk):
-        block = out[part]
-        if len(kept):
-            block[:, dst] = old_sim[part, src]
-        if len(added):
-            rows = img[part]
-            if rows.dtype != np.float32:
-                rows = rows.astype(np.float32)
-            if all_new:
-                np.matmul(rows, txt_t, out=block)
-            else:
-                block[:, added] = rows @ txt_t
+    out = np.empty((len(img), len(txt)), np.float32)
+    for part in row_chunks(len(img), chunk):
+        out[part, dst] = old_sim[part, src]
+    new = products(img, txt[added], chunk)
+    out[:, _as_slice(added)] = new
+    return out, new
+
+
+def products(img: np.ndarray, txt: np.ndarray, chunk: int) -> np.ndarray:
+    """(N, C) ``img @ txt.T`` in float32: one BLAS call, or by chunks for other dtypes."""
+    txt_t = np.ascontiguousarray(txt.T, dtype=np.float32)
+    if img.dtype == np.float32:
+        return np.asarray(np.matmul(img, txt_t))
+    out = np.empty((len(img), len(txt)), np.float32)
+    for part in row_chunks(len(img), chunk):
+        np.matmul(img[part].astype(np.float32), txt_t, out=out[part])
     return out
 
 
@@ -81,37 +85,40 @@ def topk_update(
     k: int,
     old: tuple[np.ndarray, np.ndarray, int],
     old_of_new: np.ndarray,
+    new_cols: np.ndarray,
     chunk: int,
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The top-k of ``sim`` from the previous top-k ``old`` = (indices, similarities, columns).
 
     Rows whose previous top-k holds no removed column keep it (renumbered) and take in the new
-    columns by insertion; the other rows are ranked again. None when the kept columns changed
-    their order (the previous order of ties would no longer hold): rank from scratch then.
+    columns (``new_cols``, in column order) by insertion; the other rows, returned third, are
+    ranked again. None when the kept columns changed their order (the previous order of ties
+    would no longer hold) or the previous k was smaller: rank from scratch then.
     """
     n, c = sim.shape
     k = min(k, c)
     old_idx, old_vals, old_c = old
     kept = np.flatnonzero(old_of_new >= 0)
     src = old_of_new[kept]
-    if not len(kept) or (np.diff(src) <= 0).any():
-        return None
     width = min(old_idx.shape[1], k)
-    if width < min(old_c, k):  # ranked with a smaller k before: not enough kept to go on
+    if not len(kept) or (np.diff(src) <= 0).any() or width < min(old_c, k):
         return None
-    new_of_old = np.full(old_c, -1, np.int64)
-    new_of_old[src] = kept
-    mapped = new_of_old[old_idx[:, :width]]
-    dirty = (mapped < 0).any(axis=1)
-    # a short previous top-k (fewer than k columns then) held them all; pad it
+    # a short previous top-k (fewer than k columns then) held them all; it is padded
     idx, vals = np.full((n, k), c, np.int64), np.full((n, k), -np.inf, np.float32)
-    idx[:, :width], vals[:, :width] = mapped, old_vals[:, :width]
-    for col in np.flatnonzero(old_of_new < 0):
-        _insert(idx, vals, np.ascontiguousarray(sim[:, col]), int(col))
-    rows = np.flatnonzero(dirty)
-    if len(rows):
-        idx[rows], vals[rows] = topk_full(sim[rows], k, chunk)
-    return idx, vals
+    vals[:, :width] = old_vals[:, :width]
+    if len(kept) == old_c and kept[-1] == old_c - 1:  # nothing removed or renumbered
+        idx[:, :width] = old_idx[:, :width]
+        dirty = np.zeros(0, np.int64)
+    else:
+        new_of_old = np.full(old_c, -1, np.int64)
+        new_of_old[src] = kept
+        idx[:, :width] = new_of_old[old_idx[:, :width]]
+        dirty = np.flatnonzero((idx[:, :width] < 0).any(axis=1))
+    for i, col in enumerate(np.flatnonzero(old_of_new < 0)):
+        _insert(idx, vals, np.ascontiguousarray(new_cols[:, i]), int(col))
+    if len(dirty):
+        idx[dirty], vals[dirty] = topk_full(sim[dirty], k, chunk)
+    return idx, vals, dirty
 
 
 def _insert(idx: np.ndarray, vals: np.ndarray, v: np.ndarray, col: int) -> None:
@@ -130,36 +137,84 @@ def _insert(idx: np.ndarray, vals: np.ndarray, v: np.ndarray, col: int) -> None:
     idx[rows] = np.where(before, ri, np.where(at, col, shifted_i))
 
 
-def topk_probs(
+def normaliser(sim: np.ndarray, top1: np.ndarray, scale: float, chunk: int) -> np.ndarray:
+    """(N,) float32 softmax denominators ``sum_j exp(scale * (sim_j - top1))`` per row.
+
+    The arithmetic of ``softmax_scaled`` (float32, exponents clipped at -87, summed over the
+    class-major chunk), so the probabilities are the same to the bit.
+    """
+    s32 = np.float32(scale)
+    top = np.multiply(top1, s32, dtype=np.float32)  # = max of the scaled: rounding is monotone
+    out = np.empty(len(sim), np.float32)
+    for part in row_chunks(len(sim), chunk):
+        z = np.multiply(np.ascontiguousarray(sim[part].T), s32, dtype=np.float32)
+        z -= top[part]
+        np.maximum(z, np.float32(-87.0), out=z)
+        np.exp(z, out=z)
+        out[part] = z.sum(axis=0)
+    return out
+
+
+def normaliser_update(
+    old: tuple[np.ndarray, np.ndarray],
+    top1: np.ndarray,
+    scale: float,
+    change: tuple[np.ndarray, np.ndarray, np.ndarray],
     sim: np.ndarray,
+    chunk: int,
+) -> np.ndarray:
+    """The denominators after columns were removed and added, from the previous ones.
+
+    ``old`` = (denominators, top-1 similarities) before; ``change`` = (removed columns' old
+    values (N, r), added columns (N, a), rows to compute again). A row is computed again too
+    where removing lost more than half of its sum (float32 cancellation), so the result stays
+    within a few float32 roundings of a fresh ``normaliser``.
+    """
+    old_sum, old_top1 = old
+    removed, added, redo = change
+    s32 = np.float32(scale)
+    old_top = np.multiply(old_top1, s32, dtype=np.float32)
+    top = np.multiply(top1, s32, dtype=np.float32)
+    out = old_sum.copy()
+    for j in range(removed.shape[1]):
+        out -= _terms(removed[:, j], s32, old_top)
+    lost = np.flatnonzero(out < old_sum / 2)
+    out *= np.exp(np.minimum(old_top - top, 0))  # a new maximum rescales the old terms
+    for j in range(added.shape[1]):
+        out += _terms(added[:, j], s32, top)
+    rows = np.union1d(redo, lost)
+    if len(rows):
+        out[rows] = normaliser(sim[rows], top1[rows], scale, chunk)
+    return out
+
+
+def _terms(v: np.ndarray, s32: np.float32, top: np.ndarray) -> np.ndarray:
+    z = np.multiply(v, s32, dtype=np.float32)
+    z -= top
+    np.maximum(z, np.float32(-87.0), out=z)
+    return np.exp(z, out=z)
+
+
+def topk_probs(
     top_sim: np.ndarray,
+    denominators: np.ndarray | None,
     scale: float,
     *,
     scoring: str,
     bias: float | None,
-    chunk: int,
 ) -> np.ndarray:
     """(N, k) float32 probabilities of the top-k similarities ``top_sim``.
 
-    The softmax needs each row's normaliser over all C classes (one pass over the similarities,
-    in float32); the (N, C) probabilities themselves are never formed. The arithmetic is that of
-    ``softmax_scaled``, so the values are the same to the bit.
+    Softmax: ``exp(scale * (s - top1)) / denominators``; the (N, C) probabilities themselves
+    are never formed. Sigmoid: each similarity on its own (no denominators).
     """
     if scoring == "sigmoid":
         return sigmoid_scaled(top_sim, scale, float(bias))
-    s32 = np.float32(scale)
-    out = np.multiply(top_sim, s32, dtype=np.float32)
-    # scale * max similarity is the max of the scaled ones: float rounding is monotone
-    top = out[:, :1].copy()
-    out -= top
+    out = np.multiply(top_sim, np.float32(scale), dtype=np.float32)
+    out -= out[:, :1].copy()
     np.maximum(out, np.float32(-87.0), out=out)
     np.exp(out, out=out)
-    for part in row_chunks(len(sim), chunk):
-        z = np.multiply(np.ascontiguousarray(sim[part].T), s32, dtype=np.float32)
-        z -= top[part, 0]
-        np.maximum(z, np.float32(-87.0), out=z)
-        np.exp(z, out=z)
-        out[part] /= z.sum(axis=0)[:, None]
+    out /= denominators[:, None]
     return out
 
 

@@ -103,6 +103,8 @@ class Predictions:
     topk_similarity: np.ndarray | None = None
     # the image vectors scored (weakly held): previous= reuses columns only for the same array
     _images: Any = field(default=None, init=False, repr=False, compare=False)
+    # (logit scale, (N,) softmax denominators): an update with the same scale adjusts them
+    _denominators: Any = field(default=None, init=False, repr=False, compare=False)
 
     def _compute_probs(self) -> np.ndarray:
         if self.scoring == "sigmoid":
@@ -203,7 +205,7 @@ def similarity(
     """
     img, txt = _rows(emb, "images"), _vectors(prompts, "prompts")
     _check_compatible(emb, prompts, img, txt)
-    return _scores.score(img, txt, None, np.full(len(txt), -1), _CHUNK)
+    return _scores.products(img, txt, _CHUNK)
 
 
 def zero_shot(
@@ -276,14 +278,15 @@ def zero_shot(
     scoring = getattr(model, "scoring", "softmax")
     bias = getattr(model, "logit_bias", None) if scoring == "sigmoid" else None
     k = min(int(k), c)
-    sim, top_idx, top_sim = _scored(img, txt, k, _usable(previous, img))
-    top_p = _scores.topk_probs(sim, top_sim, scale, scoring=scoring, bias=bias, chunk=_CHUNK)
+    sim, top_idx, top_sim, sums = _scored(img, txt, k, _usable(previous, img), scale, scoring)
+    top_p = _scores.topk_probs(top_sim, sums, scale, scoring=scoring, bias=bias)
     ids = emb.ids if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
     labels = emb.labels if isinstance(emb, ImageEmbeddings) else None
     codes = label_codes if labels is not None else None
     fields = (ids, names, None, sim, top_idx, top_p, labels, model, scale, scoring, bias)
     pred = Predictions(*fields, codes, prompt_vectors=txt, topk_similarity=top_sim)
     pred._images = weakref.ref(img)
+    pred._denominators = (scale, sums) if sums is not None else None
     return pred
 
 
@@ -297,20 +300,36 @@ def _usable(previous: Predictions | None, img: np.ndarray) -> Predictions | None
 
 
 def _scored(
-    img: np.ndarray, txt: np.ndarray, k: int, previous: Predictions | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Similarity (N, C), top-k indices and their similarities: updated from ``previous``."""
+    img: np.ndarray,
+    txt: np.ndarray,
+    k: int,
+    previous: Predictions | None,
+    scale: float,
+    scoring: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Similarity (N, C), top-k indices, their similarities and the softmax denominators
+    (None for sigmoid scoring): updated from ``previous`` where it allows."""
     old_vectors = previous.prompt_vectors if previous is not None else None
     old_of_new = _scores.match_columns(old_vectors, txt)
     old_sim = previous.similarity if previous is not None else None
-    sim = _scores.score(img, txt, old_sim, old_of_new, _CHUNK)
-    top = None
+    sim, new_cols = _scores.score(img, txt, old_sim, old_of_new, _CHUNK)
+    update = None
     if previous is not None:
         old = (previous.topk_indices, previous.topk_similarity, old_sim.shape[1])
-        top = _scores.topk_update(sim, k, old, old_of_new, _CHUNK)
-    if top is None:
-        top = _scores.topk_full(sim, k, _CHUNK)
-    return sim, *top
+        update = _scores.topk_update(sim, k, old, old_of_new, new_cols, _CHUNK)
+    if update is None:
+        idx, vals = _scores.topk_full(sim, k, _CHUNK)
+    else:
+        idx, vals, dirty = update
+    if scoring == "sigmoid":
+        return sim, idx, vals, None
+    before = previous._denominators if previous is not None else None
+    if update is None or before is None or before[0] != scale:
+        return sim, idx, vals, _scores.normaliser(sim, vals[:, 0], scale, _CHUNK)
+    removed = np.setdiff1d(np.arange(old_sim.shape[1]), old_of_new)
+    change = (old_sim[:, removed], new_cols, dirty)
+    old = (before[1], previous.topk_similarity[:, 0])
+    return sim, idx, vals, _scores.normaliser_update(old, vals[:, 0], scale, change, sim, _CHUNK)
 
 
 #: Rows per chunk in zero_shot/similarity: 32k x 128 float32 vectors are 16 MB, sims ~3 MB.
