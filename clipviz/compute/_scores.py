@@ -49,12 +49,12 @@ def score(
         sim = products(img, txt, chunk)
         return sim, sim
     kept = np.flatnonzero(old_of_new >= 0)
-    dst, src = _as_slice(kept), _as_slice(old_of_new[kept])
-    out = np.empty((len(img), len(txt)), np.float32)
-    for part in row_chunks(len(img), chunk):
-        out[part, dst] = old_sim[part, src]
+    dst, src, at = _as_slice(kept), _as_slice(old_of_new[kept]), _as_slice(added)
     new = products(img, txt[added], chunk)
-    out[:, _as_slice(added)] = new
+    out = np.empty((len(img), len(txt)), np.float32)
+    for part in row_chunks(len(img), chunk):  # each block of rows written while in cache
+        out[part, dst] = old_sim[part, src]
+        out[part, at] = new[part]
     return out, new
 
 
@@ -103,8 +103,9 @@ def topk_update(
     width = min(old_idx.shape[1], k)
     if not len(kept) or (np.diff(src) <= 0).any() or width < min(old_c, k):
         return None
-    # a short previous top-k (fewer than k columns then) held them all; it is padded
-    idx, vals = np.full((n, k), c, np.int64), np.full((n, k), -np.inf, np.float32)
+    idx, vals = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
+    if width < k:  # a short previous top-k (fewer than k columns then) held them all: pad it
+        idx[:, width:], vals[:, width:] = c, -np.inf
     vals[:, :width] = old_vals[:, :width]
     if len(kept) == old_c and kept[-1] == old_c - 1:  # nothing removed or renumbered
         idx[:, :width] = old_idx[:, :width]
@@ -113,7 +114,7 @@ def topk_update(
         new_of_old = np.full(old_c, -1, np.int64)
         new_of_old[src] = kept
         idx[:, :width] = new_of_old[old_idx[:, :width]]
-        dirty = np.flatnonzero((idx[:, :width] < 0).any(axis=1))
+        dirty = np.flatnonzero(_any_columns(idx[:, :width] < 0))
     for i, col in enumerate(np.flatnonzero(old_of_new < 0)):
         _insert(idx, vals, np.ascontiguousarray(new_cols[:, i]), int(col))
     if len(dirty):
@@ -262,6 +263,14 @@ def topk(scores: np.ndarray, k: int) -> np.ndarray:
         order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
         idx = np.take_along_axis(part, order, axis=1)
     return np.ascontiguousarray(idx, dtype=np.int64)
+
+
+def _any_columns(mask: np.ndarray) -> np.ndarray:
+    """``mask.any(axis=1)`` for a few columns: column by column (per-row reductions are slow)."""
+    out = mask[:, 0].copy()
+    for j in range(1, mask.shape[1]):
+        out |= mask[:, j]
+    return out
 
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
