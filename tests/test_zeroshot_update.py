@@ -163,3 +163,40 @@ def test_a_flat_softmax_is_updated_exactly_too(edit):
     fresh = zero_shot(emb, _prompts(after), k=5, logit_scale=2.0)
     assert fresh.topk_probs[:, -1].min() > 0.02
     _same(update, fresh)
+
+
+def test_workbench_edits_equal_a_fresh_zero_shot(shapes_model):
+    """Through the app: add, edit and remove a prompt, change the template; each applied
+    result equals zero_shot from scratch (a stale reuse would show as a difference)."""
+    from clipviz.app import Workbench
+    from clipviz.datasets.shapes import COLOURS, SHAPES
+
+    names = [f"{c} {s}" for s in SHAPES[:2] for c in COLOURS[:3]]
+    centres = shapes_model.encode_texts([f"a photo of a {c}." for c in names])
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, len(names), 600)
+    v = centres[labels] + rng.standard_normal((600, centres.shape[1])).astype(np.float32) * 0.08
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ids = [f"img{i}" for i in range(600)]
+    emb = ImageEmbeddings(ids, v.astype(np.float32), shapes_model.info, [names[i] for i in labels])
+    wb = Workbench(emb, model=shapes_model, cache=False, projection="pca", k=3)
+    panel = wb.views["prompts"]
+    steps = [
+        lambda: setattr(wb, "prompts", [*names, "a new kind of shape"]),
+        lambda: setattr(wb, "prompts", [*names[:2], "an edited prompt", *names[3:]]),
+        lambda: setattr(panel, "templates", "simple"),
+        lambda: setattr(wb, "prompts", names[1:]),
+    ]
+    try:
+        for step in steps:
+            updates = wb.updates
+            step()
+            assert wb.updates == updates + 1 and not wb.errors
+            got = wb.predictions
+            fresh = zero_shot(wb.embeddings, wb.prompt_embeddings, k=3)
+            _same(got, fresh)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                np.testing.assert_equal(wb.metrics.as_dict(), evaluate(fresh).as_dict())
+    finally:
+        wb.close()
