@@ -200,3 +200,14 @@ def test_workbench_edits_equal_a_fresh_zero_shot(shapes_model):
                 np.testing.assert_equal(wb.metrics.as_dict(), evaluate(fresh).as_dict())
     finally:
         wb.close()
+
+
+def test_predictions_pickle_without_their_reuse_link():
+    import pickle
+
+    emb = _images(n=20)
+    pred = zero_shot(emb, _prompts(["c0", "c1"]), k=2)
+    back = pickle.loads(pickle.dumps(pred))
+    np.testing.assert_array_equal(back.topk_indices, pred.topk_indices)
+    np.testing.assert_array_equal(back.probs, pred.probs)
+    assert back._images is None and pred._images() is emb.vectors

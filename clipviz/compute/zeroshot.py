@@ -106,6 +106,9 @@ class Predictions:
     # (logit scale, (N,) softmax denominators): an update with the same scale adjusts them
     _denominators: Any = field(default=None, init=False, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_images": None}  # a weak reference does not pickle
+
     def _compute_probs(self) -> np.ndarray:
         if self.scoring == "sigmoid":
             return _sigmoid_scaled(self.similarity, self.logit_scale, float(self.logit_bias))
