@@ -154,8 +154,12 @@ class Controller:
         with self.stage("encode" + suffix):
             prompts = self.texts.prompts(lines, config.template_arg(), ensemble=config.ensemble)
         with self.stage("zero_shot" + suffix):
-            data = self.data
-            pred = zero_shot(data.embeddings, prompts, k=self.k, label_codes=data.label_codes)
+            data, before = self.data, self.a if name == "A" else self.b
+            # the previous results' similarity columns and top-k: only new prompts are scored
+            previous = before.predictions if before is not None else None
+            pred = zero_shot(
+                data.embeddings, prompts, k=self.k, label_codes=data.label_codes, previous=previous
+            )
         with self.stage("metrics" + suffix):
             metrics, notes = evaluate_quietly(pred)
         if name == "B":

@@ -11,17 +11,40 @@ sum to 1 over the classes. The ranking (top-k) is the same cosine ranking in bot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from clipviz.compute import _scores
+from clipviz.compute._scores import sigmoid_scaled as _sigmoid_scaled
+from clipviz.compute._scores import softmax_scaled as _softmax_scaled
+from clipviz.compute._scores import topk as _topk  # noqa: F401  (imported from here elsewhere)
 from clipviz.compute.types import ImageEmbeddings, ModelInfo, PromptEmbeddings
 
 # CLIP's learned temperature saturates at exp(4.6052) = 100; used when only raw arrays are given.
 DEFAULT_LOGIT_SCALE = 100.0
+
+
+class _ComputedOnRead:
+    """A dataclass field stored when given, else computed by ``owner._compute_<name>()`` on
+    first read (the (N, C) probabilities: an update needs only their top-k)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.name)  # no class-level default: a required field
+        value = obj.__dict__.get(self.slot)
+        if value is None:
+            value = obj.__dict__[self.slot] = getattr(obj, "_compute_" + self.name)()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass
@@ -35,7 +58,7 @@ class Predictions:
     classnames : list of str
         Column order of ``probs`` and ``similarity``.
     probs : np.ndarray
-        (N, C) float32. CLIP (``scoring="softmax"``): softmax over classes of ``logit_scale *
+        (N, C) float32, computed on first read when made by ``zero_shot``. CLIP (``scoring="softmax"``): softmax over classes of ``logit_scale *
         similarity``, rows sum to 1. SigLIP (``scoring="sigmoid"``): per-prompt
         ``sigmoid(logit_scale * similarity + logit_bias)``, rows need not sum to 1.
     similarity : np.ndarray
@@ -57,11 +80,16 @@ class Predictions:
     label_codes : (codes, names) or None
         ``labels`` as (N,) integer codes into ``names`` when known (``true_indices`` then
         looks up each distinct label once, not each image).
+    prompt_vectors : np.ndarray or None
+        (C, D) float32 prompt vectors behind the similarity columns (``zero_shot(previous=)``
+        reuses the columns of unchanged vectors).
+    topk_similarity : np.ndarray or None
+        (N, k) float32 cosine similarity matching ``topk_indices``.
     """
 
     ids: list[str]
     classnames: list[str]
-    probs: np.ndarray
+    probs: np.ndarray = _ComputedOnRead()  # type: ignore[assignment]
     similarity: np.ndarray
     topk_indices: np.ndarray
     topk_probs: np.ndarray
@@ -71,6 +99,20 @@ class Predictions:
     scoring: str = "softmax"
     logit_bias: float | None = None
     label_codes: tuple[np.ndarray, list[str]] | None = None
+    prompt_vectors: np.ndarray | None = None
+    topk_similarity: np.ndarray | None = None
+    # the image vectors scored (weakly held): previous= reuses columns only for the same array
+    _images: Any = field(default=None, init=False, repr=False, compare=False)
+    # (logit scale, (N,) softmax denominators): an update with the same scale adjusts them
+    _denominators: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_images": None}  # a weak reference does not pickle
+
+    def _compute_probs(self) -> np.ndarray:
+        if self.scoring == "sigmoid":
+            return _sigmoid_scaled(self.similarity, self.logit_scale, float(self.logit_bias))
+        return _softmax_scaled(np.ascontiguousarray(self.similarity.T), self.logit_scale)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -166,10 +208,7 @@ def similarity(
     """
     img, txt = _rows(emb, "images"), _vectors(prompts, "prompts")
     _check_compatible(emb, prompts, img, txt)
-    out = np.empty((len(img), len(txt)), np.float32)
-    for _ in _similarity_chunks(img, txt, out=out):
-        pass
-    return out
+    return _scores.products(img, txt, _CHUNK)
 
 
 def zero_shot(
@@ -180,6 +219,7 @@ def zero_shot(
     logit_scale: float | None = None,
     classnames: list[str] | None = None,
     label_codes: tuple[np.ndarray, list[str]] | None = None,
+    previous: Predictions | None = None,
 ) -> Predictions:
     """Zero-shot classify embedded images against class prompt vectors.
 
@@ -199,21 +239,30 @@ def zero_shot(
         The images' true labels as (N,) integer codes into ``names`` (e.g. from
         ``pandas.factorize``): ``true_indices`` then costs one look-up per distinct label
         instead of one per image.
-
-    Returns
-    -------
-    Predictions
-        ``ids`` and ``labels`` are the embeddings' own lists (shared, not copied).
+    previous : Predictions, optional
+        Predictions made before on the same image vectors (the same array), e.g. before a
+        prompt edit: the similarity columns of prompt vectors it scored already are copied, not
+        recomputed, and when prompts were only added, removed or replaced in place (the others
+        keep their order) the top-k is updated where it can change instead of ranked again.
+        Ignored for other images. The result is that of a fresh call (a new column, computed
+        alone, may differ from the full product in the last float32 bit).
 
     Raises
     ------
     ValueError
         Different models or dimensions, no classes, or k < 1.
 
+    Returns
+    -------
+    Predictions
+        ``ids`` and ``labels`` are the embeddings' own lists (shared, not copied).
+
     Notes
     -----
-    The work goes in chunks of rows (product, softmax, top-k per chunk), so the temporaries stay
-    a few MB at any N and float16 or memory-mapped vectors are read, not copied, once.
+    The work goes in chunks of rows (product, top-k, softmax normaliser per chunk), so the
+    temporaries stay a few MB at any N and float16 or memory-mapped vectors are read, not
+    copied, once. The (N, C) ``probs`` are computed only when read: the views need only the
+    top-k probabilities.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer (top-k classes per image), got {k!r}.")
@@ -232,21 +281,58 @@ def zero_shot(
     scoring = getattr(model, "scoring", "softmax")
     bias = getattr(model, "logit_bias", None) if scoring == "sigmoid" else None
     k = min(int(k), c)
-    sim, probs = np.empty((n, c), np.float32), np.empty((n, c), np.float32)
-    top_idx, top_p = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
-    for part, s in _similarity_chunks(img, txt, out=sim):
-        if scoring == "sigmoid":
-            probs[part] = _sigmoid_scaled(s, scale, float(bias))
-        else:  # class-major chunk: per-image reductions become vectorised row operations
-            probs[part] = _softmax_scaled(np.ascontiguousarray(s.T), scale)
-        top_idx[part] = _topk(s, k)
-        top_p[part] = np.take_along_axis(probs[part], top_idx[part], axis=1)
+    sim, top_idx, top_sim, sums = _scored(img, txt, k, _usable(previous, img), scale, scoring)
+    top_p = _scores.topk_probs(top_sim, sums, scale, scoring=scoring, bias=bias)
     ids = emb.ids if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
     labels = emb.labels if isinstance(emb, ImageEmbeddings) else None
     codes = label_codes if labels is not None else None
-    return Predictions(
-        ids, names, probs, sim, top_idx, top_p, labels, model, scale, scoring, bias, codes
-    )
+    fields = (ids, names, None, sim, top_idx, top_p, labels, model, scale, scoring, bias)
+    pred = Predictions(*fields, codes, prompt_vectors=txt, topk_similarity=top_sim)
+    pred._images = weakref.ref(img)
+    pred._denominators = (scale, sums) if sums is not None else None
+    return pred
+
+
+def _usable(previous: Predictions | None, img: np.ndarray) -> Predictions | None:
+    """``previous`` when it scored this very image array and kept what an update needs."""
+    if previous is None or previous._images is None or previous._images() is not img:
+        return None
+    if previous.prompt_vectors is None or previous.topk_similarity is None:
+        return None
+    return previous
+
+
+def _scored(
+    img: np.ndarray,
+    txt: np.ndarray,
+    k: int,
+    previous: Predictions | None,
+    scale: float,
+    scoring: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Similarity (N, C), top-k indices, their similarities and the softmax denominators
+    (None for sigmoid scoring): updated from ``previous`` where it allows."""
+    old_vectors = previous.prompt_vectors if previous is not None else None
+    old_of_new = _scores.match_columns(old_vectors, txt)
+    old_sim = previous.similarity if previous is not None else None
+    sim, new_cols = _scores.score(img, txt, old_sim, old_of_new, _CHUNK)
+    update = None
+    if previous is not None:
+        old = (previous.topk_indices, previous.topk_similarity, old_sim.shape[1])
+        update = _scores.topk_update(sim, k, old, old_of_new, new_cols, _CHUNK)
+    if update is None:
+        idx, vals = _scores.topk_full(sim, k, _CHUNK)
+    else:
+        idx, vals, dirty = update
+    if scoring == "sigmoid":
+        return sim, idx, vals, None
+    before = previous._denominators if previous is not None else None
+    if update is None or before is None or before[0] != scale:
+        return sim, idx, vals, _scores.normaliser(sim, vals[:, 0], scale, _CHUNK)
+    removed = np.setdiff1d(np.arange(old_sim.shape[1]), old_of_new)
+    change = (old_sim[:, removed], new_cols, dirty)
+    old = (before[1], previous.topk_similarity[:, 0])
+    return sim, idx, vals, _scores.normaliser_update(old, vals[:, 0], scale, change, sim, _CHUNK)
 
 
 #: Rows per chunk in zero_shot/similarity: 32k x 128 float32 vectors are 16 MB, sims ~3 MB.
@@ -264,24 +350,6 @@ def _rows(x: Any, what: str) -> np.ndarray:
     return v
 
 
-def _similarity_chunks(
-    img: np.ndarray, txt: np.ndarray, *, out: np.ndarray
-) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield ``(rows, out[rows])`` with ``out[rows] = img[rows] @ txt.T``, chunk by chunk.
-
-    ``img`` is read one chunk at a time as float32, so float16 or memory-mapped vectors are
-    never converted whole.
-    """
-    txt_t = np.ascontiguousarray(txt.T, dtype=np.float32)
-    for start in range(0, len(img), _CHUNK):
-        part = slice(start, min(start + _CHUNK, len(img)))
-        chunk = img[part]
-        if chunk.dtype != np.float32:
-            chunk = chunk.astype(np.float32)
-        np.matmul(chunk, txt_t, out=out[part])
-        yield part, out[part]
-
-
 def _true_from_codes(
     label_codes: tuple[np.ndarray, list[str]], classnames: list[str], n: int
 ) -> np.ndarray:
@@ -292,51 +360,6 @@ def _true_from_codes(
     index = {name: i for i, name in reversed(list(enumerate(classnames)))}  # first wins
     as_class = np.array([index.get(str(name), -1) for name in names] + [-1], np.int64)
     return as_class[np.where(codes >= 0, codes, len(names))]  # a negative code: no label
-
-
-def _sigmoid_scaled(sim: np.ndarray, scale: float, bias: float) -> np.ndarray:
-    """SigLIP's per-pair probability ``sigmoid(scale * sim + bias)``, (N, C) float32."""
-    z = np.multiply(sim, np.float32(scale), dtype=np.float32)
-    z += np.float32(bias)
-    np.negative(z, out=z)
-    np.clip(z, -88.0, 88.0, out=z)  # exp overflows float32 beyond 88
-    np.exp(z, out=z)
-    z += np.float32(1.0)
-    np.reciprocal(z, out=z)
-    return z
-
-
-def _softmax_scaled(sim_t: np.ndarray, scale: float) -> np.ndarray:
-    """Softmax over classes of (C, N) similarities, returned as (N, C) C-contiguous float32.
-
-    Reducing over axis 0 of the class-major array is a handful of vectorised row operations
-    (per-row reductions over 20 columns are several times slower for 100k images); one float32
-    buffer is reused throughout, no float64 copies.
-    """
-    out = np.multiply(sim_t, np.float32(scale), dtype=np.float32)
-    out -= out.max(axis=0, keepdims=True)
-    # exp of very negative float32 values takes a slow underflow path; exp(-87) is ~1e-38 anyway
-    np.maximum(out, np.float32(-87.0), out=out)
-    np.exp(out, out=out)
-    out /= out.sum(axis=0, keepdims=True)
-    return np.ascontiguousarray(out.T)
-
-
-def _topk(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores per row, largest first.
-
-    Ranked on cosine similarity, not probabilities: with a logit scale of 100 the float32
-    softmax underflows to exactly 0 for distant classes, which would make their order arbitrary.
-    For short rows a full argsort is faster than argpartition plus a sort of the k winners.
-    """
-    n, c = scores.shape
-    if c <= 64 or k == c:
-        idx = np.argsort(-scores, axis=1)[:, :k]
-    else:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
-        idx = np.take_along_axis(part, order, axis=1)
-    return np.ascontiguousarray(idx, dtype=np.int64)
 
 
 def _vectors(x: Any, what: str) -> np.ndarray:
