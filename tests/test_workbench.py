@@ -305,3 +305,19 @@ def test_lasso_reaches_every_view_as_row_numbers_without_id_lookups(wb, monkeypa
         assert wb.views[name].selection == expected
         assert wb.views[name].selected_rows.tolist() == rows.tolist()
     assert wb.views["grid"].widget.selection == expected
+
+
+def test_a_fit_cancelled_before_it_starts_leaves_no_umap_process():
+    """Under load a fit's thread can reach the process only after close() killed it: it must
+    not start a new one (it did, and the child outlived the workbench)."""
+    import multiprocessing
+
+    from clipviz.app.projection import _FitProcess
+    from clipviz.compute._projection_scale import Cancelled
+
+    others = set(multiprocessing.active_children())
+    fit = _FitProcess()
+    fit.kill()  # what close() did before this job's thread got to run
+    with pytest.raises(Cancelled):
+        fit.fit(np.zeros((10, 4), np.float32), {}, cancelled=lambda: True)
+    assert set(multiprocessing.active_children()) - others == set()

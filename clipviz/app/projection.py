@@ -56,6 +56,8 @@ class _FitProcess:
 
     def fit(self, x: np.ndarray, params: dict[str, Any], cancelled: Callable[[], bool]) -> Any:
         with self._lock:
+            if cancelled():  # a job cancelled before it got here must not start a process
+                raise Cancelled  # that its cancel's kill() has already missed
             if self._process is None or not self._process.is_alive():
                 ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded kernel
                 self._conn, child = ctx.Pipe()
