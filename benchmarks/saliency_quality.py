@@ -11,6 +11,7 @@ and a random-weight ViT-B-32; the grid overlay for a 24-image page (top-1 prompt
 Targets: pointing >= 95%, mass ratio >= 3, <= 30 ms (bundled), <= 500 ms (ViT-B-32), page <= 1 s.
 
 Run: python benchmarks/saliency_quality.py [--n 1000] [--vit-repeats 2]
+(``--methods A B --quality-only --out FILE``: a partial run, e.g. on a loaded machine.)
 Writes benchmarks/results/saliency_quality.json. On a shared machine the load average is
 recorded; wall times include waiting for a core, CPU times (all threads) do not.
 """
@@ -65,7 +66,9 @@ def _scores(maps, boxes, masks) -> dict:
     }
 
 
-def quality(model, n: int, batch: int = 50, slow: dict | None = None) -> dict:
+def quality(
+    model, n: int, batch: int = 50, slow: dict | None = None, methods: list[str] | None = None
+) -> dict:
     """Every method on the same n images (a slow one on the first ``slow[method]`` of them:
     ``subset`` then compares every method and reference on those images)."""
     slow = SLOW if slow is None else slow
@@ -75,7 +78,7 @@ def quality(model, n: int, batch: int = 50, slow: dict | None = None) -> dict:
     prompts = [[f"a photo of a {s}."] for s in data.labels["shape"]]
     k = min([n, *slow.values()])
     rows, subset = {}, {}
-    for method in list_methods(tower_kind(model)):
+    for method in methods or list_methods(tower_kind(model)):
         maps, wall, cpu = [], 0.0, 0.0
         m_n = min(n, slow.get(method, n))
         for a in range(0, m_n, batch):
@@ -163,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--vit-repeats", type=int, default=2)
     parser.add_argument(
+        "--methods", nargs="+", help="quality of these methods only (default: every one)"
+    )
+    parser.add_argument(
+        "--quality-only", action="store_true", help="skip the speed, page and ViT timings"
+    )
+    parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "saliency_quality.json")
     )
     args = parser.parse_args(argv)
@@ -174,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         "loadavg_before": load_before,
         "under_load": load_before[0] > 1.5,
-        "bundled_resnet": {"quality": quality(bundled, args.n)},
+        "bundled_resnet": {"quality": quality(bundled, args.n, methods=args.methods)},
     }
-    result["bundled_resnet"]["speed"] = speed(bundled, args.repeats)
-    result["bundled_resnet"]["page"] = page(bundled)
-    vit = clipviz.load_model("ViT-B-32", device="cpu", allow_random=True)
-    result["vit_b32_random"] = {"speed": speed(vit, args.vit_repeats)}
+    if not args.quality_only:
+        result["bundled_resnet"]["speed"] = speed(bundled, args.repeats)
+        result["bundled_resnet"]["page"] = page(bundled)
+        vit = clipviz.load_model("ViT-B-32", device="cpu", allow_random=True)
+        result["vit_b32_random"] = {"speed": speed(vit, args.vit_repeats)}
     result["loadavg_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -54,9 +54,11 @@ display(saliency_view(model, image, prompts, size=120))
 # %% [markdown]
 # ## 2. The methods differ
 #
-# `layercam` (the default here, `method="auto"`) weighs every activation of an early ResNet stage
-# (16 x 16 cells on this 64 px model) by its own positive gradient of the cosine, then smooths a
-# little. `gradcam` weighs a whole channel by its mean gradient on a later stage (8 x 8):
+# `layercam` weighs every activation of an early ResNet stage (16 x 16 cells on this 64 px model)
+# by its own positive gradient of the cosine, then smooths a little. `layercam-fused` (the
+# default here, `method="auto"`) multiplies that map with the next stage's (8 x 8: where the
+# shape is as a whole), and averages each over the image and its left-right and upside-down
+# flips: the early edge detectors favour some sides of a shape, and the flips cancel that. `gradcam` weighs a whole channel by its mean gradient on a later stage (8 x 8):
 # positive and negative gradients cancel, and on the 2 x 2 stage before the attention pool it
 # points worse than chance. `grad-x-input` multiplies each pixel by its gradient (sharp but
 # noisy); `occlusion` blurs squares and records how far the cosine drops (slow: 64 forward

@@ -33,8 +33,9 @@ def saliency(model: Any, image: Any, prompts: Any, *, method: str = "auto") -> n
         Prompts (encoded with the model) or text embeddings already computed.
     method : str
         ``"auto"`` (the measured best for the tower: ``AUTO``) or a name from
-        :func:`list_methods`: ``"layercam"`` and ``"gradcam"`` (ResNet), ``"grad-eclip"`` (ViT), and the
-        baselines ``"grad-x-input"`` and ``"occlusion"`` (both towers).
+        :func:`list_methods`: ``"layercam-fused"``, ``"layercam"`` and ``"gradcam"`` (ResNet),
+        ``"grad-eclip"`` (ViT), and the baselines ``"grad-x-input"`` and ``"occlusion"`` (both
+        towers).
 
     Returns
     -------
