@@ -8,7 +8,11 @@ here. Occlusion (64 forward passes per image) runs on the first 200 images only;
 compares every method and reference on those same 200. Speed: time per image and prompt (one image, six shape prompts) for the bundled ResNet
 and a random-weight ViT-B-32; the grid overlay for a 24-image page (top-1 prompt per image).
 
-Targets: pointing >= 95%, mass ratio >= 3, <= 30 ms (bundled), <= 500 ms (ViT-B-32), page <= 1 s.
+The bundled ViT (``clipviz-shapes-vit``): the same quality measures on the first ``--vit-n``
+images (occlusion on 100).
+
+Targets: pointing >= 95% (bundled ViT: >= 90%), mass ratio >= 3, <= 30 ms (bundled), <= 500 ms
+(ViT-B-32), page <= 1 s.
 
 Run: python benchmarks/saliency_quality.py [--n 1000] [--vit-repeats 2]
 (``--methods A B --quality-only --out FILE``: a partial run, e.g. on a loaded machine.)
@@ -166,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--vit-repeats", type=int, default=2)
     parser.add_argument(
+        "--vit-n", type=int, default=500, help="images for the bundled ViT's quality (0: skip)"
+    )
+    parser.add_argument(
         "--methods", nargs="+", help="quality of these methods only (default: every one)"
     )
     parser.add_argument(
@@ -185,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         "under_load": load_before[0] > 1.5,
         "bundled_resnet": {"quality": quality(bundled, args.n, methods=args.methods)},
     }
+    if args.vit_n:  # the ViT issue 12 targets at >= 90% pointing; occlusion is slow there
+        bundled_vit = clipviz.load_model("clipviz-shapes-vit", device="cpu")
+        vit_quality = quality(bundled_vit, args.vit_n, slow={"occlusion": 100})
+        result["bundled_vit"] = {"quality": vit_quality}
     if not args.quality_only:
         result["bundled_resnet"]["speed"] = speed(bundled, args.repeats)
         result["bundled_resnet"]["page"] = page(bundled)
