@@ -198,3 +198,15 @@ def test_a_stalled_result_stream_fails_in_bounded_time_with_a_clear_error():
     with pytest.raises(ValueError, match="decode task"):
         list(_within(fails(), 5.0, str))
     assert list(_within(iter(range(5)), 5.0, str)) == [0, 1, 2, 3, 4]
+
+
+def test_cpu_actors_always_leave_a_core_for_decoding():
+    """--actors 2 on 2 cores reserved both for the actors: the decode tasks never ran (the
+    job stalled until --stall-timeout). Defaults and roomy clusters keep one CPU per thread."""
+    from clipviz.engine.ray_job import actor_cpus
+
+    for actors, threads, cpus in [(2, 1, 2), (1, 1, 2), (4, 2, 4), (3, 1, 16), (1, 1, 1)]:
+        each = actor_cpus(actors, threads, cpus)
+        assert actors * each <= max(cpus - 1, 0) + 1e-9  # one core left for decoding
+        assert each <= threads
+    assert actor_cpus(3, 1, 16) == 1.0 and actor_cpus(2, 1, 2) == 0.5

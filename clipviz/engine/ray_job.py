@@ -93,7 +93,7 @@ def run_ray(
             batch_format="numpy",
             concurrency=actors,
             num_gpus=1 if gpus else 0,
-            num_cpus=0 if gpus else threads,
+            num_cpus=0 if gpus else actor_cpus(actors, threads, cpus),
             max_restarts=-1,
             max_task_retries=-1,
         )
@@ -178,6 +178,12 @@ def _dataset(ray: Any, plan: Any) -> Any:
             )
         )
     return ray.data.from_arrow(tables)
+
+
+def actor_cpus(actors: int, threads: int, cpus: int) -> float:
+    """The CPUs each CPU model actor reserves: its threads, but never so many that the actors
+    leave no core for the decoding tasks (2 actors on 2 cores waited for one for good)."""
+    return min(float(threads), max(cpus - 1, 0) / max(actors, 1))
 
 
 def _pool_size(gpus: int, cpus: int, opts: RayOptions) -> tuple[int, int]:
