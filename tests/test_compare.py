@@ -118,6 +118,18 @@ def test_prompt_edit_updates_both_sides_once(cmp):
     assert "acc1" in cmp.summary and "ECE" in cmp.summary
 
 
+def test_edits_score_only_new_prompts_and_match_a_fresh_zero_shot(cmp):
+    from clipviz.compute import zero_shot
+
+    for lines in (["circle", "square", "star"], ["circle", "square", "star", "a blue shape"],
+                  ["circle", "star", "a blue shape"]):  # fmt: skip
+        cmp.prompts = lines
+        for run in cmp.runs:
+            fresh = zero_shot(run.embeddings, run.prompts, k=cmp.k, label_codes=cmp.label_codes)
+            np.testing.assert_array_equal(run.raw.topk_indices, fresh.topk_indices)
+            np.testing.assert_allclose(run.raw.probs, fresh.probs, atol=1e-6)
+
+
 def test_temperature_rescores_live_and_fit_lowers_ece_or_nll(cmp):
     from clipviz.compute.calibration import nll
 

@@ -238,7 +238,9 @@ class Comparison(t.HasTraits):
         self, run: Run, lines: list[str], templates: Any, ensemble: bool, scale: float
     ) -> dict[str, Any]:
         prompts = run.texts.prompts(lines, templates, ensemble=ensemble)
-        raw = zero_shot(run.embeddings, prompts, k=self.k, label_codes=self.label_codes)
+        raw = zero_shot(  # only new prompts are scored against the previous result
+            run.embeddings, prompts, k=self.k, label_codes=self.label_codes, previous=run.raw
+        )
         pred = raw if scale == raw.logit_scale else rescale(raw, scale)
         metrics, notes = evaluate_quietly(pred)
         notes = [f"{run.name}: {note}" for note in notes]
