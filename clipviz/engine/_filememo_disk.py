@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from clipviz.engine import _filememo
+from clipviz.engine.store_format import write_atomic
 
 _LAYOUT = "v1"
 _MAX_NAME_BYTES = 4096
@@ -102,12 +102,13 @@ def _dtype(name_bytes: int) -> np.dtype:
 
 def _read(base: Path, folder: str) -> np.ndarray | None:
     """The saved records of one folder, or None (none saved, or damaged: ignored)."""
-    for path in sorted(base.glob(f"{_tag(folder)}-*.npy"), key=_mtime, reverse=True):
+    tag = _tag(folder)
+    for path in sorted(base.glob(f"{tag}-*.npy"), key=_mtime, reverse=True):
         try:
             data = path.read_bytes()
         except OSError:
             continue
-        if f"-{hashlib.sha256(data).hexdigest()}.npy" != path.name[len(_tag(folder)) :]:
+        if path.name != f"{tag}-{hashlib.sha256(data).hexdigest()}.npy":
             continue  # damaged after it was written
         try:
             records = np.load(io.BytesIO(data), allow_pickle=False)
@@ -129,15 +130,10 @@ def _write(base: Path, folder: str, rows: list[tuple[str, _filememo.StatKey, byt
     buf = io.BytesIO()
     np.save(buf, records, allow_pickle=False)
     data = buf.getvalue()
-    base.mkdir(parents=True, exist_ok=True)
-    final = base / f"{_tag(folder)}-{hashlib.sha256(data).hexdigest()}.npy"
-    tmp = base / f".{uuid.uuid4().hex}.{os.getpid()}.tmp"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, final)  # atomic: a reader sees the old memo or the new one
-    finally:
-        tmp.unlink(missing_ok=True)
-    for old in base.glob(f"{_tag(folder)}-*.npy"):
+    tag = _tag(folder)
+    final = base / f"{tag}-{hashlib.sha256(data).hexdigest()}.npy"
+    write_atomic(final, lambda f: f.write(data))  # a reader sees the old memo or the new one
+    for old in base.glob(f"{tag}-*.npy"):
         if old != final:
             old.unlink(missing_ok=True)
 
