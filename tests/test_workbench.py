@@ -321,3 +321,29 @@ def test_a_fit_cancelled_before_it_starts_leaves_no_umap_process():
     with pytest.raises(Cancelled):
         fit.fit(np.zeros((10, 4), np.float32), {}, cancelled=lambda: True)
     assert set(multiprocessing.active_children()) - others == set()
+
+
+def test_the_umap_worker_outlives_a_ctrl_c_meant_for_the_kernel():
+    """Interrupting or shutting down a kernel sends SIGINT to its process group: the worker
+    printed a KeyboardInterrupt traceback and died (seen under `clipviz demo --headless`)."""
+    import multiprocessing
+    import os
+    import signal
+
+    from clipviz.app.projection import _worker
+
+    ctx = multiprocessing.get_context("spawn")
+    conn, child = ctx.Pipe()
+    process = ctx.Process(target=_worker, args=(child,), daemon=True)
+    process.start()
+    child.close()
+    try:
+        conn.send((None, {}))  # a bad request: its error reply says the worker is in its loop
+        assert conn.poll(120) and conn.recv()[0] == "error"
+        os.kill(process.pid, signal.SIGINT)
+        process.join(2)
+        assert process.is_alive()
+    finally:
+        process.kill()
+        process.join(5)
+        conn.close()

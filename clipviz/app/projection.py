@@ -30,9 +30,13 @@ def _worker(conn: Any) -> None:
     alive between fits: numba compiles UMAP once per process (tens of seconds on two cores).
     """
     import os
+    import signal
 
     from clipviz.compute.projection import _umap
 
+    # a kernel interrupt or shutdown signals the whole process group: that is the parent's to
+    # handle (it kills this process when the fit is no longer wanted), not a traceback here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(10)
     while True:
