@@ -170,6 +170,17 @@ def test_node_killed_mid_run_then_rerun_completes_duplicate_free(
     np.testing.assert_allclose(vectors, ref_vectors, atol=2e-3)
 
 
+def test_a_job_given_up_on_prints_one_line_and_no_ray_traceback(folder, tmp_path):
+    """A 1 s stall limit gives up while the actors still load the model; Ray's executor, left
+    in the result thread, used to log tracebacks when the driver shut Ray down (CI, stop 16)."""
+    run = clipviz_cli("embed", str(folder), "--store", str(tmp_path / "store"), "--engine",
+                      "ray", "--stall-timeout", "1", "--no-progress", "--batch-size", "2",
+                      "--shard-size", "2")
+    assert run.returncode == 1, run.stderr
+    assert "delivered no result for 1 s" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+
+
 def test_a_stalled_result_stream_fails_in_bounded_time_with_a_clear_error():
     """What the driver does when Ray waits for good (e.g. on a lost node's actors): the
     reading thread blocks; the driver gives up after the stall timeout, and says what to do."""

@@ -18,6 +18,7 @@ same command finishes the job (the written shards are kept).
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -97,10 +98,14 @@ def run_ray(
             max_restarts=-1,
             max_task_retries=-1,
         )
-        for batch in _within(ds.iter_batches(batch_size=None, batch_format="numpy"),
-                             opts.stall_timeout,
-                             lambda: _stall_message(ray, collector.written, opts.stall_timeout)):
-            collector.add(batch)
+        try:
+            for batch in _within(ds.iter_batches(batch_size=None, batch_format="numpy"),
+                                 opts.stall_timeout,
+                                 lambda: _stall_message(ray, collector.written, opts.stall_timeout)):
+                collector.add(batch)
+        except RayJobStalled:
+            _silence_abandoned_job()
+            raise
     finally:
         if started:
             ray.shutdown()  # also ends a result thread still waiting on the cluster
@@ -130,6 +135,14 @@ def _within(batches: Iterator[Any], timeout: float, explain: Any) -> Iterator[An
         if item is _DONE:
             return
         yield item
+
+
+def _silence_abandoned_job() -> None:
+    """Mute Ray's log once the job is given up: its executor, still blocked in the result
+    thread, logs tracebacks when ``ray.shutdown`` pulls the cluster away, and they would bury
+    the one-line error that says what to do."""
+    for name in ("ray", "ray.data"):  # ray.data sets its own level and does not propagate
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _stall_message(ray: Any, written: int, timeout: float) -> str:
