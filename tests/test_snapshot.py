@@ -39,6 +39,17 @@ def test_writes_one_self_contained_file(snapshot, hostile_workbench):
         assert f'data-view="{name}"' in text
 
 
+def test_the_page_is_readable_by_others_as_a_plain_open_makes_it(snapshot):
+    """It is meant to be shared (a web server, a colleague); it was written owner-only (0600)
+    through mkstemp."""
+    import os
+
+    path, _ = snapshot
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_every_user_string_is_escaped(snapshot):
     _, text = snapshot
     # Neither the file name nor the prompt appears as markup anywhere in the page ...

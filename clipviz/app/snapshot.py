@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from clipviz._atomic import write_atomic
 from clipviz.views._html import escape
 
 #: Images shown in the snapshot grid by default (about 3 KB each as 96 px WebP).
@@ -68,7 +68,7 @@ def save_html(
     """
     parts = collect(workbench, thumb_size=thumb_size, max_images=max_images)
     text = render_html(**parts, title=title, max_images=max_images)
-    return _write_atomic(Path(path), text)
+    return _write_page(Path(path), text)
 
 
 def collect(
@@ -448,18 +448,10 @@ def _plotlyjs() -> str:
     return get_plotlyjs().replace("</script", "<\\/script")
 
 
-def _write_atomic(path: Path, text: str) -> Path:
+def _write_page(path: Path, text: str) -> Path:
     path = path.expanduser()
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"save_html: folder {str(path.parent)!r} does not exist; create it or pick another path"
         )
-    fd, tmp = tempfile.mkstemp(prefix=".clipviz-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text)

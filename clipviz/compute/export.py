@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from clipviz._atomic import write_atomic
 from clipviz.compute.metrics import Metrics, evaluate
 from clipviz.compute.zeroshot import Predictions
 
@@ -76,7 +77,7 @@ def export_metrics(
     if templates is not None:
         doc["templates"] = [str(t) for t in templates]
     if path is not None:
-        _write_atomic(pathlib.Path(path), json.dumps(doc))
+        write_atomic(pathlib.Path(path), json.dumps(doc))
     return doc
 
 
@@ -121,15 +122,5 @@ def export_predictions(
         raise ValueError(
             f"export_predictions writes Parquet; give a .parquet path, got {str(target)!r}."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    predictions_frame(pred, probs=probs).to_parquet(tmp, index=False)
-    os.replace(tmp, target)
-    return target
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    frame = predictions_frame(pred, probs=probs)
+    return write_atomic(target, lambda f: frame.to_parquet(f, index=False))

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from clipviz._atomic import write_atomic
+
 __all__ = [
     "Manifest",
     "ShardRows",
@@ -277,17 +279,3 @@ def shard_digest(ids: Sequence[str], vector_dtype: str) -> str:
     for i in ids:
         h.update(i.encode() + b"\0")
     return h.hexdigest()
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a unique temporary file, fsync, and rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

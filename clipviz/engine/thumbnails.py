@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from clipviz._atomic import write_atomic
 
 _FORMATS = {"webp": ("WEBP", "image/webp"), "jpeg": ("JPEG", "image/jpeg")}
 _CACHE_ATTR = "_clipviz_thumbnails"
@@ -198,7 +199,7 @@ class ThumbnailStore:
             pass  # not cached yet
         self.made += 1
         data = _encode(lambda: images.decode_raw(j, raw), *self._encode_args)
-        _write_atomic(path, data)
+        _write_cached(path, data)
         return data
 
 
@@ -209,18 +210,11 @@ def _cache_folder(cache: bool | str | os.PathLike, variant: str) -> Path | None:
     return None if root is None else root / "thumbnails" / "v1" / variant
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_cached(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        write_atomic(path, data)
     except OSError:
-        return  # a read-only cache folder: serve from memory only
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass  # a read-only cache folder: serve from memory only
 
 
 def pack_thumbnails(thumbs: Sequence[bytes]) -> tuple[bytes, np.ndarray]:
