@@ -14,11 +14,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from clipviz.compute.topk import top_k_columns
+
 DEFAULT_MAX_FIT_POINTS = 20_000
 # Each placed point is compared with this many fitted images (a subset of the sample when it
 # is larger): 1M x 4,096 x 128 is ~0.5 TFLOP, tens of seconds on two cores, in the background.
 _LANDMARKS = 4_096
-_CHUNK = 2_048  # per chunk: 2k x 4,096 float32 sims (32 MB) and their int64 argpartition (64 MB)
+_CHUNK = 2_048  # per chunk: 2k x 4,096 float32 sims (32 MB) and a partitioned copy
 
 
 class Cancelled(Exception):
@@ -70,7 +72,7 @@ def place_by_neighbours(
         part = slice(start, start + _CHUNK)
         chunk = np.asarray(vectors[part] if rows is None else vectors[rows[part]], np.float32)
         sim = chunk @ base_t
-        idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        idx = top_k_columns(sim, k)
         dist = np.clip(1.0 - np.take_along_axis(sim, idx, axis=1), 0.0, None)
         w = 1.0 / (dist + 1e-6)
         w /= w.sum(axis=1, keepdims=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from clipviz.compute.topk import top_k_columns
 from clipviz.compute.types import ImageEmbeddings, PromptEmbeddings
 from clipviz.compute.zeroshot import _vectors
 
@@ -68,7 +69,7 @@ def nearest(
         idx = np.zeros((q.shape[0], 0), np.int64)
         top = np.zeros((q.shape[0], 0), np.float32)
     else:
-        idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        idx = top_k_columns(scores, k)
         top = np.take_along_axis(scores, idx, axis=1)
         order = np.argsort(-top, axis=1, kind="stable")
         idx = np.take_along_axis(idx, order, axis=1).astype(np.int64, copy=False)
