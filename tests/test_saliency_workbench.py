@@ -58,7 +58,7 @@ def _images(sent: list[tuple[dict, list]]) -> dict[int, bytes]:
 
 
 def _ask(grid: Any, widget: Any, indices: list[int]) -> None:
-    from clipviz.views.grid import _on_message
+    from clipviz.views._grid_widget import _on_message
 
     _on_message(grid, widget, {"type": "thumbs", "indices": indices})
 
