@@ -17,15 +17,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from clipviz.compute.types import EmbedCounts, ImageEmbeddings
+from clipviz.compute.types import ImageEmbeddings
 from clipviz.engine import _filememo, _filememo_disk
 from clipviz.engine._decode import ImageSkipped
-from clipviz.engine._fast_preprocess import FastPreprocess, recognise
+from clipviz.engine._embed_batches import Encoder, Item, Results
+from clipviz.engine._fast_preprocess import recognise
 from clipviz.engine._threads import CpuTuner
 from clipviz.engine.cache import EmbeddingCache, resolve_cache_dir
 from clipviz.engine.imageset import ImageSet, hash_raw
@@ -50,47 +50,6 @@ class NoImagesEmbeddedError(ValueError):
         )
         self.skipped = skipped
         self.kinds = dict(kinds)
-
-
-@dataclass
-class _Item:
-    """What a worker hands back for image ``i``: a cached vector, pixels to encode, or a reason."""
-
-    i: int
-    digest: bytes | None = None
-    cached: np.ndarray | None = None
-    pixels: Any = None
-    skipped: str | None = None
-    skip_kind: str = ""
-
-
-class _Results:
-    """The run's output rows, filled in as items arrive, and where each came from."""
-
-    def __init__(self, n: int, dim: int):
-        self.vectors = np.zeros((n, dim), np.float32)
-        self.done = np.zeros(n, bool)
-        self.skipped: list[tuple[str, str]] = []
-        self.kinds: Counter[str] = Counter()
-        self.fresh: set[bytes] = set()  # digests encoded in this run
-        self.encoded = self.from_cache = self.duplicates = 0
-
-    def put(self, i: int, vector: np.ndarray) -> None:
-        self.vectors[i], self.done[i] = vector, True
-
-    def skip(self, item_id: str, reason: str, kind: str) -> None:
-        self.skipped.append((item_id, reason))
-        self.kinds[kind] += 1
-
-    def hit(self, item: _Item) -> None:
-        self.put(item.i, item.cached)
-        if item.digest in self.fresh:
-            self.duplicates += 1
-        else:
-            self.from_cache += 1
-
-    def counts(self) -> EmbedCounts:
-        return EmbedCounts(self.encoded, self.from_cache, self.duplicates)
 
 
 def embed_images(
@@ -150,11 +109,11 @@ def embed_images(
     if root is not None and index:  # a new process trusts an unchanged stat too
         _filememo_disk.load(root, imageset.paths)
     n = len(imageset)
-    res = _Results(n, model.info.dim)
+    res = Results(n, model.info.dim)
     device = getattr(model, "device", "cpu")  # duck-typed: may not say
     tuner = CpuTuner(device, num_workers, default_workers(device))
     fast = recognise(getattr(model, "preprocess", None))
-    encoder = _Encoder(model, fast, tuner, store, index, res, imageset.ids, int(batch_size))
+    encoder = Encoder(model, fast, tuner, store, index, res, imageset.ids, int(batch_size))
     prep = fast.pixels if fast is not None else model.preprocess
     with _progress(n, progress, model) as bar, tuner, encoder:
         for item in _prepared(imageset, model, prep, index, tuner, int(batch_size), store):
@@ -163,7 +122,7 @@ def embed_images(
             elif item.cached is not None:
                 res.hit(item)  # normalised below
             elif item.digest is not None and item.digest in index:  # encoded since it was read
-                res.hit(_Item(item.i, item.digest, cached=index[item.digest]))
+                res.hit(Item(item.i, item.digest, cached=index[item.digest]))
             elif item.digest is not None and item.digest in encoder.by_digest:
                 encoder.by_digest[item.digest].waiting.append(item)  # same content, in flight
             else:
@@ -188,7 +147,6 @@ def embed_images(
     )
 
 
-_NAN_REASON = "the model returned a NaN or infinite vector for this image (broken weights?)"
 
 
 def default_workers(device: Any) -> int:
@@ -245,7 +203,7 @@ def _prepared(
     tuner: CpuTuner,
     batch_size: int,
     store: EmbeddingCache | None,
-) -> Iterator[_Item]:
+) -> Iterator[Item]:
     """Cache hits of unchanged files first (no thread hand-off: a stat each), then every other
     item in set order, prepared a few at a time by a thread pool that stays a bounded window
     ahead (a task per few images: fewer hand-offs than one per image)."""
@@ -254,7 +212,7 @@ def _prepared(
     for i in range(len(imageset)):
         known = _filememo.recall(imageset.paths[i]) if hashing and index else None
         if known is not None and known in index:
-            yield _Item(i, known, cached=index[known])
+            yield Item(i, known, cached=index[known])
         else:
             todo.append(i)
     per_task = max(1, min(16, batch_size // 4))
@@ -263,7 +221,7 @@ def _prepared(
     size = getattr(model, "image_size", None)
     min_side = max(size) if isinstance(size, tuple) and size else None
     with ThreadPoolExecutor(tuner.pool_size, thread_name_prefix="clipviz-decode") as pool:
-        pending: deque[Future[list[_Item]]] = deque()
+        pending: deque[Future[list[Item]]] = deque()
         nxt = 0
         try:
             while nxt < len(tasks) or pending:
@@ -279,7 +237,7 @@ def _prepared(
 
 def _prepare_task(
     tuner: CpuTuner, imageset: ImageSet, indices: list[int], *job: Any
-) -> list[_Item]:
+) -> list[Item]:
     items = []
     for i in indices:
         with tuner.limiter:
@@ -298,7 +256,7 @@ def _prepare(
     index: dict[bytes, np.ndarray],
     hashing: bool,
     min_side: int | None,
-) -> _Item:
+) -> Item:
     """Read item i once; on a cache hit stop there, otherwise decode and preprocess it."""
     try:
         stat_key = _filememo.stat_key(imageset.paths[i]) if hashing else None
@@ -307,138 +265,16 @@ def _prepare(
         if stat_key is not None and digest is not None:
             _filememo.remember(stat_key, digest)
         if digest is not None and digest in index:
-            return _Item(i, digest, cached=index[digest])
-        return _Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw, min_side)))
+            return Item(i, digest, cached=index[digest])
+        return Item(i, digest, pixels=preprocess(imageset.decode_raw(i, raw, min_side)))
     except ImageSkipped as err:
-        return _Item(i, skipped=err.reason, skip_kind=err.kind)
+        return Item(i, skipped=err.reason, skip_kind=err.kind)
     except (OSError, ValueError) as err:  # preprocessing of an odd image (e.g. 0-sized)
         reason = f"cannot preprocess {imageset.ids[i]!r}: {err}"
-        return _Item(i, skipped=reason, skip_kind="cannot preprocess")
+        return Item(i, skipped=reason, skip_kind="cannot preprocess")
     except MemoryError:
         reason = f"out of memory decoding or preprocessing {imageset.ids[i]!r}"
-        return _Item(i, skipped=reason, skip_kind="out of memory")
-
-
-@dataclass
-class _Flight:
-    """A batch on its way through the forward pass, and the items that wait for its vectors
-    (the same content as one of its items)."""
-
-    items: list[_Item]
-    waiting: list[_Item]
-    future: Future[tuple[np.ndarray, float, float]] | None = None
-    threads: int | None = None
-
-
-class _Encoder:
-    """Collects items into batches, runs their forward passes in threads (as many at once as
-    the tuner allows) and files the vectors, in order, into the cache and the results."""
-
-    def __init__(
-        self,
-        model: Any,
-        fast: FastPreprocess | None,
-        tuner: CpuTuner,
-        store: EmbeddingCache | None,
-        index: dict[bytes, np.ndarray],
-        res: _Results,
-        ids: list[str],
-        batch_size: int,
-    ):
-        self.model, self.fast, self.tuner = model, fast, tuner
-        self.store, self.index, self.res, self.ids = store, index, res, ids
-        self.batch_size = batch_size
-        self.current = _Flight([], [])
-        self.flights: deque[_Flight] = deque()
-        self.by_digest: dict[bytes, _Flight] = {}  # content of items not yet filed
-        self._pool = ThreadPoolExecutor(max(1, tuner.cores), thread_name_prefix="clipviz-encode")
-
-    def __enter__(self) -> _Encoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def add(self, item: _Item) -> None:
-        self.current.items.append(item)
-        if item.digest is not None:
-            self.by_digest[item.digest] = self.current
-        if len(self.current.items) == self.batch_size:
-            self._submit()
-
-    def finish(self) -> None:
-        if self.current.items:
-            self._submit()
-        while self.flights:
-            self._file(self.flights.popleft())
-
-    def _submit(self) -> None:
-        flight, self.current = self.current, _Flight([], [])
-        while len(self.flights) >= self.tuner.forwarders:
-            self._file(self.flights.popleft())
-        flight.threads = self.tuner.threads_for_next_forward()
-        job = (self.model, self.fast, [it.pixels for it in flight.items], flight.threads)
-        flight.future = self._pool.submit(_forward, *job)
-        self.flights.append(flight)
-
-    def _file(self, flight: _Flight) -> None:
-        assert flight.future is not None  # submitted before it was queued
-        out, wall_s, cpu_s = flight.future.result()
-        self.tuner.forward_done(len(flight.items), flight.threads, wall_s, cpu_s)
-        kept, vectors, bad = _keep_good(out, flight.items, self.store, self.index)
-        res = self.res
-        for item, vec in zip(kept, vectors, strict=True):
-            res.put(item.i, vec)
-            if item.digest is not None:
-                res.fresh.add(item.digest)
-        res.encoded += len(kept)
-        for item in bad:
-            res.skip(self.ids[item.i], _NAN_REASON, "non-finite vector from the model")
-        for item in flight.items:
-            if item.digest is not None and self.by_digest.get(item.digest) is flight:
-                del self.by_digest[item.digest]
-        for item in flight.waiting:  # same content as an item of this batch: its vector or fate
-            if item.digest in self.index:
-                res.hit(_Item(item.i, item.digest, cached=self.index[item.digest]))
-            else:
-                res.skip(self.ids[item.i], _NAN_REASON, "non-finite vector from the model")
-
-
-def _forward(
-    model: Any, fast: FastPreprocess | None, pixels: list[Any], threads: int | None
-) -> tuple[np.ndarray, float, float]:
-    """One forward pass (in an encoder thread): vectors, wall and thread-CPU seconds."""
-    import torch
-
-    if threads is not None:  # torch's thread count is per calling thread: set it here
-        torch.set_num_threads(threads)
-    wall, cpu = time.perf_counter(), time.thread_time()
-    x = fast.to_batch(pixels) if fast is not None else torch.stack(pixels)
-    out = np.asarray(model.encode_images(x))
-    return out, time.perf_counter() - wall, time.thread_time() - cpu
-
-
-def _keep_good(
-    out: np.ndarray,
-    batch: list[_Item],
-    store: EmbeddingCache | None,
-    index: dict[bytes, np.ndarray],
-) -> tuple[list[_Item], np.ndarray, list[_Item]]:
-    """The items kept, their vectors (cached when there is a cache), and the items whose
-    vector is bad (NaN, inf or zero: never cached, never returned)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        ok = np.isfinite(out).all(axis=1) & (np.abs(out).sum(axis=1) > 0)
-    kept = [it for it, good in zip(batch, ok, strict=True) if good]
-    bad = [it for it, good in zip(batch, ok, strict=True) if not good]
-    out = out[ok]
-    if store is None:
-        return kept, out, bad
-    half = out.astype(np.float16)
-    digests = [it.digest for it in kept]
-    store.write(digests, half)
-    for d, v in zip(digests, half, strict=True):
-        index[d] = v  # duplicates later in this run are hits
-    return kept, half, bad
+        return Item(i, skipped=reason, skip_kind="out of memory")
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
