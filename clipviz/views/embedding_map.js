@@ -245,8 +245,13 @@ class MapView {
     sp.subscribe("deselect", () => this.sendSelection([]));
     sp.subscribe("pointover", (i) => this.hover(i));
     sp.subscribe("pointout", () => this.hover(-1));
-    sp.subscribe("view", ({ view }) => { this.view = view; this.drawOverlay(); if (this.lod.active) this.lod.enter(this.panning); });
-    sp.subscribe("draw", () => { this.stats.draws += 1; this.lastDrawAt = performance.now(); });
+    sp.subscribe("view", ({ view }) => {
+      this.view = view;
+      this.movedAt = performance.now(); // a frame of a moved camera (a hover's frame is not)
+      this.drawOverlay();
+      if (this.lod.active) this.lod.enter(this.panning);
+    });
+    sp.subscribe("draw", () => { this.stats.draws += 1; });
     dom.canvas.addEventListener("mousemove", (e) => { this.mouse = [e.offsetX, e.offsetY]; });
     for (const b of dom.modes) b.addEventListener("click", () => this.setMode(b.dataset.mode));
     dom.fit.addEventListener("click", () => this.fit());
@@ -290,10 +295,10 @@ class MapView {
 
   wheel(e) {
     // A notch after a still moment draws every point at once (the sample would only delay the
-    // full frame by LOD_IDLE_MS); a notch that follows the previous notch or frame within that
-    // time is part of a gesture and draws the sample. Timed against the last frame too: in
+    // full frame by LOD_IDLE_MS); a notch that follows the previous notch or camera frame within
+    // that time is part of a gesture and draws the sample. Timed against the last frame too: in
     // software GL a notch can wait behind a long frame, so notch times alone look far apart.
-    const last = Math.max(this.lastWheelAt ?? -Infinity, this.lastDrawAt ?? -Infinity);
+    const last = Math.max(this.lastWheelAt ?? -Infinity, this.movedAt ?? -Infinity);
     this.lastWheelAt = e.timeStamp;
     this.hover(-1);
     if (!this.lod.active && e.timeStamp - last > LOD_IDLE_MS) return;

@@ -348,9 +348,12 @@ def test_a_drag_pan_asks_python_for_no_thumbnail(mapped):
     centre = sxy[int(np.argmin(np.abs(sxy - sxy.mean(axis=0)).sum(axis=1)))]
     x, y = stage["x"] + centre[0], stage["y"] + centre[1]
     page.mouse.move(x - 60, y)
-    page.wait_for_timeout(300)
-    wp.pump()
-    asked = len(wp.asked)
+    asked = -1
+    while asked != len(wp.asked):  # the hover before the drag may ask once: let it land first
+        asked = len(wp.asked)
+        page.wait_for_timeout(600)  # then two frames: a debounce timer due by now has fired
+        page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        wp.pump()
     page.mouse.down()
     for k in range(1, 16):  # across the densest part of the map, 100 ms per move
         page.mouse.move(x - 60 + 8 * k, y)
