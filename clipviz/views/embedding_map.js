@@ -186,6 +186,17 @@ class LevelOfDetail {
   }
 }
 
+function makeRenderer(lib) {
+  // The library asks for an antialiased context that preserves its buffer. Its points are drawn
+  // into a float framebuffer and reach this context only as one full-screen triangle, copied to
+  // the visible canvas in the same task: multisampling changes no pixel and preserving the
+  // buffer keeps nothing we read, but in software GL both cost every frame (resolving 4 samples
+  // per pixel). The first getContext call fixes a canvas's attributes, so ask for them first.
+  const canvas = document.createElement("canvas");
+  canvas.getContext("webgl", { antialias: false, preserveDrawingBuffer: false });
+  return lib.createRenderer({ canvas });
+}
+
 function toScreen(view, x, y, width, height) {
   // clip = projection(1/aspect, 1) * view * [x, y, 0, 1], as regl-scatterplot draws
   const cx = (view[0] * x + view[4] * y + view[12]) / (width / height);
@@ -207,7 +218,7 @@ class MapView {
     const { width, height } = this.size();
     // Our own renderer, sized to the map: the default one is as large as the window, and every
     // frame clears, blends and reads back all of its pixels.
-    this.renderer = lib.createRenderer({ canvas: document.createElement("canvas") });
+    this.renderer = makeRenderer(lib);
     this.renderer.resize(width, height);
     this.sp = lib.default({
       renderer: this.renderer, canvas: this.dom.canvas, width, height, backgroundColor: this.bg,
@@ -234,7 +245,12 @@ class MapView {
     sp.subscribe("deselect", () => this.sendSelection([]));
     sp.subscribe("pointover", (i) => this.hover(i));
     sp.subscribe("pointout", () => this.hover(-1));
-    sp.subscribe("view", ({ view }) => { this.view = view; this.drawOverlay(); if (this.lod.active) this.lod.enter(this.panning); });
+    sp.subscribe("view", ({ view }) => {
+      this.view = view;
+      this.movedAt = performance.now(); // a frame of a moved camera (a hover's frame is not)
+      this.drawOverlay();
+      if (this.lod.active) this.lod.enter(this.panning);
+    });
     sp.subscribe("draw", () => { this.stats.draws += 1; });
     dom.canvas.addEventListener("mousemove", (e) => { this.mouse = [e.offsetX, e.offsetY]; });
     for (const b of dom.modes) b.addEventListener("click", () => this.setMode(b.dataset.mode));
@@ -261,10 +277,10 @@ class MapView {
     // pressed in lasso or box mode, and every release, brings all points back at once.
     const { lod, dom } = this;
     const onCanvas = (e) => e.target === dom.canvas; // not the legend above it
-    dom.stage.addEventListener("wheel", (e) => onCanvas(e) && lod.enter(), { capture: true, passive: true });
+    dom.stage.addEventListener("wheel", (e) => onCanvas(e) && this.wheel(e), { capture: true, passive: true });
     dom.stage.addEventListener("mousedown", (e) => {
       if (e.button !== 0 || !onCanvas(e)) return;
-      if (this.mode === "pan") this.panning = true;
+      if (this.mode === "pan") { this.panning = true; this.hover(-1); }
       else lod.restore();
     }, true);
     this.onWindowUp = () => { this.panning = false; lod.restore(); };
@@ -275,6 +291,18 @@ class MapView {
     };
     window.addEventListener("mousemove", this.onWindowMove, true);
     window.addEventListener("mouseup", this.onWindowUp, true);
+  }
+
+  wheel(e) {
+    // A notch after a still moment draws every point at once (the sample would only delay the
+    // full frame by LOD_IDLE_MS); a notch that follows the previous notch or camera frame within
+    // that time is part of a gesture and draws the sample. Timed against the last frame too: in
+    // software GL a notch can wait behind a long frame, so notch times alone look far apart.
+    const last = Math.max(this.lastWheelAt ?? -Infinity, this.movedAt ?? -Infinity);
+    this.lastWheelAt = e.timeStamp;
+    this.hover(-1);
+    if (!this.lod.active && e.timeStamp - last > LOD_IDLE_MS) return;
+    this.lod.enter();
   }
 
   setMode(mode) {
@@ -436,6 +464,10 @@ class MapView {
   }
 
   hover(i) {
+    // The library hit-tests every mouse move, a drag-pan's too: while the camera moves no
+    // thumbnail is asked for (each would come back as a message, an image decode and a layout).
+    if (i >= 0 && (this.panning || this.lod.active)) i = -1;
+    if (i === this.hovered && i < 0) return;
     this.hovered = i;
     clearTimeout(this.hoverTimer);
     if (i < 0) { this.dom.tip.style.display = "none"; return; }

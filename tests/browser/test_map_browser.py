@@ -313,3 +313,53 @@ def test_moving_draws_a_sample_then_every_point_when_still(mapped):
     )
     assert _pixels(wp) == still
     wp.view.selection = []
+
+
+def test_a_lone_wheel_notch_draws_every_point_at_once(mapped):
+    # the sample only pays off over a gesture: one notch after a still moment goes straight to
+    # the full frame instead of a sample frame and a LOD_IDLE_MS wait before it
+    wp, page = mapped, mapped.page
+    wp.view.selection = []
+    _wait_still(wp)
+    stage = page.locator(".clipviz-map-stage").bounding_box()
+    page.mouse.move(stage["x"] + 300, stage["y"] + 200)
+    page.wait_for_timeout(600)  # still: no notch and no frame for longer than LOD_IDLE_MS
+    start = page.evaluate("performance.now()")
+    page.mouse.wheel(0, -120)
+    page.wait_for_function(f"window.__pointDraws.some(([t, c]) => t > {start} && c === {N})")
+    draws = [c for t, c in page.evaluate("window.__pointDraws") if t > start]
+    assert draws[0] == N, draws[:5]
+    assert page.evaluate(f"{MAP}.lod.stats.enters") == page.evaluate(f"{MAP}.lod.stats.restores")
+    for k in range(6):  # a gesture: notches close together draw the sample
+        page.mouse.wheel(0, -60 if k % 2 else 60)
+        page.wait_for_timeout(40)
+    sample = page.evaluate(f"{MAP}.lod.rows.length")
+    assert sample in [c for t, c in page.evaluate("window.__pointDraws") if t > start]
+    _wait_still(wp)
+
+
+def test_a_drag_pan_asks_python_for_no_thumbnail(mapped):
+    wp, page = mapped, mapped.page
+    wp.view.selection = []
+    _wait_still(wp)
+    page.locator(".clipviz-map-mode[data-mode='pan']").click()
+    stage = page.locator(".clipviz-map-stage").bounding_box()
+    sxy = _screen_xy(wp)
+    centre = sxy[int(np.argmin(np.abs(sxy - sxy.mean(axis=0)).sum(axis=1)))]
+    x, y = stage["x"] + centre[0], stage["y"] + centre[1]
+    page.mouse.move(x - 60, y)
+    asked = -1
+    while asked != len(wp.asked):  # the hover before the drag may ask once: let it land first
+        asked = len(wp.asked)
+        page.wait_for_timeout(600)  # then two frames: a debounce timer due by now has fired
+        page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        wp.pump()
+    page.mouse.down()
+    for k in range(1, 16):  # across the densest part of the map, 100 ms per move
+        page.mouse.move(x - 60 + 8 * k, y)
+        page.wait_for_timeout(100)
+    wp.pump()
+    assert len(wp.asked) == asked, wp.asked[asked:]
+    assert not page.locator(".clipviz-map-tip").is_visible()
+    page.mouse.up()
+    _wait_still(wp)
