@@ -34,8 +34,9 @@ class Grouping:
 def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndarray | None = None):
     """(G, C) mean similarity per group code (over ``rows`` only, when given) and (G,) sizes.
 
-    One sparse (G, N) indicator times the (N, C) similarities: a single pass over the rows
-    (per-column ``bincount`` read the matrix C times, strided).
+    One sparse (G, N) indicator times the similarities: a single pass over the rows, or for
+    column-major similarities (as ``zero_shot`` makes them) one pass per contiguous column
+    (per-column ``bincount`` would convert each column to float64 first).
     """
     import scipy.sparse as sp  # lazily: scipy comes with scikit-learn
 
@@ -46,7 +47,12 @@ def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndar
         (np.ones(len(c), np.float32), np.asarray(c, np.int64), np.arange(len(c) + 1)),
         shape=(n_groups, len(c)),
     )
-    sums = np.asarray(indicator @ sub)
+    if sub.flags.f_contiguous and not sub.flags.c_contiguous:
+        sums = np.empty((n_groups, sub.shape[1]), np.float32)
+        for j in range(sub.shape[1]):
+            sums[:, j] = indicator @ sub[:, j]
+    else:
+        sums = np.asarray(indicator @ sub)
     return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
 
 
