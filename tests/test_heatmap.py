@@ -225,3 +225,40 @@ def test_column_major_similarities_give_the_same_class_means():
         expected = [sim[picked][codes[picked] == g].mean(axis=0) for g in present]
         np.testing.assert_allclose(f_means[present], expected, rtol=1e-4, atol=1e-6)
         assert counts[4] == 0 and (f_means[4] == 0).all()
+
+
+def test_class_means_of_kept_columns_are_reused_and_equal_a_fresh_view(monkeypatch):
+    """column_keys: a prompt edit computes the class means of its new columns only; every
+    step equals a heatmap drawn from scratch (a stale or misplaced column would show)."""
+    from clipviz.views import _heatmap_rows as hr
+
+    rng = np.random.default_rng(1)
+    n = 300
+    ids = [f"i{i}" for i in range(n)]
+    cols = {k: rng.standard_normal(n).astype(np.float32) for k in "abcd"}
+    labels = (rng.integers(0, 3, n), ["x", "y", "z"])
+    computed = []
+    real = hr.group_means
+
+    def spy(sim, *args, **kwargs):
+        computed.append(sim.shape[1])
+        return real(sim, *args, **kwargs)
+
+    monkeypatch.setattr(hr, "group_means", spy)
+    view = SimilarityHeatmap(max_rows=10)
+    steps = [("abc", labels), ("abd", labels), ("da", labels), ("da", (labels[0][::-1].copy(), labels[1]))]
+    for names, lab in steps:
+        sim = np.asfortranarray(np.stack([cols[k] for k in names], axis=1))
+        computed.clear()
+        view.set_data(sim, ids, list(names), labels=lab, column_keys=list(names))
+        reused = list(computed)
+        fresh = SimilarityHeatmap(max_rows=10)
+        fresh.set_data(sim, ids, list(names), labels=lab)
+        np.testing.assert_allclose(view._z, fresh._z, rtol=1e-6, atol=1e-7)
+        assert view.row_keys == fresh.row_keys
+        if (names, lab) == ("abd", labels):
+            assert reused == [1]  # only "d" was new
+        if names == "da" and lab is labels:
+            assert reused == []
+    with pytest.raises(ValueError, match="got 1 column_keys for 2 prompts"):
+        view.set_data(sim, ids, ["d", "a"], labels=labels, column_keys=["d"])
