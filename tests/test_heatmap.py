@@ -246,7 +246,12 @@ def test_class_means_of_kept_columns_are_reused_and_equal_a_fresh_view(monkeypat
 
     monkeypatch.setattr(hr, "group_means", spy)
     view = SimilarityHeatmap(max_rows=10)
-    steps = [("abc", labels), ("abd", labels), ("da", labels), ("da", (labels[0][::-1].copy(), labels[1]))]
+    steps = [
+        ("abc", labels),
+        ("abd", labels),
+        ("da", labels),
+        ("da", (labels[0][::-1].copy(), labels[1])),
+    ]
     for names, lab in steps:
         sim = np.asfortranarray(np.stack([cols[k] for k in names], axis=1))
         computed.clear()

@@ -2,9 +2,10 @@
 
 After a prompt edit most prompt vectors are unchanged, and so are their similarity columns: only
 the new prompts need an image x prompt product (one matrix-vector product each), and the top-k
-of an image changes only where a new column enters it or a removed one left it. Everything
-goes in chunks of rows, so temporaries stay a few MB at any N, and float16 or memory-mapped
-image vectors are read, never converted whole.
+of an image changes only where a new column enters it or a removed one left it. Similarities
+and top-k are stored column-major ((C, N), (k, N)), so each of those steps reads and writes
+whole contiguous columns. Everything else goes in chunks of rows, so temporaries stay a few MB
+at any N, and float16 or memory-mapped image vectors are read, never converted whole.
 
 Ties are broken the same way everywhere: by similarity, highest first, then by column, lowest
 first (a stable sort), so an updated top-k equals a top-k computed from scratch.
@@ -137,10 +138,10 @@ def topk_update(
         gone = _renumber(idx_t[:width], old_idx[:, :width].T, kept, src, old_c)
         lost_top1 = np.flatnonzero(gone[0])
         dirty = np.flatnonzero(np.logical_or.reduce(gone, axis=0))
-        if len(dirty):
-            _refill(idx_t, vals_t, sim, dirty, np.flatnonzero(old_of_new < 0))
+        for part in row_chunks(len(dirty), chunk):  # temporaries: (C, chunk), not (C, N)
+            _refill(idx_t, vals_t, sim, dirty[part], np.flatnonzero(old_of_new < 0))
     for i, col in enumerate(np.flatnonzero(old_of_new < 0)):
-        _insert(idx_t, vals_t, np.ascontiguousarray(new_cols[:, i]), int(col))
+        _insert(idx_t, vals_t, np.ascontiguousarray(new_cols[:, i]), int(col), chunk)
     return idx_t.T, vals_t.T, lost_top1
 
 
@@ -226,16 +227,21 @@ def _column_max(s_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best_v, best_i
 
 
-def _insert(idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int) -> None:
+def _insert(idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, chunk: int) -> None:
     """Insert column ``col`` (similarities ``v``) into each row's sorted top-k, in place.
 
-    (k, N) storage: over the rows it enters, place by place from the last one up, each place
-    keeps its entry, takes the new one or the one above (shifted down).
+    (k, N) storage: over the rows it enters (by chunks), place by place from the last one
+    up, each place keeps its entry, takes the new one or the one above (shifted down).
     """
     last_v, last_i = vals_t[-1], idx_t[-1]
-    rows = np.flatnonzero((v > last_v) | ((v == last_v) & (last_i > col)))
-    if not len(rows):
-        return
+    entering = np.flatnonzero((v > last_v) | ((v == last_v) & (last_i > col)))
+    for part in row_chunks(len(entering), chunk):
+        _insert_rows(idx_t, vals_t, v, col, entering[part])
+
+
+def _insert_rows(
+    idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, rows: np.ndarray
+) -> None:
     tv, ti, x = vals_t[:, rows], idx_t[:, rows], v[rows]
     pos = np.zeros(len(rows), np.int32)
     for place in range(len(tv)):  # entries that stay ahead of the new one: a prefix
