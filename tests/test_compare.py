@@ -127,7 +127,9 @@ def test_edits_score_only_new_prompts_and_match_a_fresh_zero_shot(cmp):
         for run in cmp.runs:
             fresh = zero_shot(run.embeddings, run.prompts, k=cmp.k, label_codes=cmp.label_codes)
             np.testing.assert_array_equal(run.raw.topk_indices, fresh.topk_indices)
-            np.testing.assert_allclose(run.raw.probs, fresh.probs, atol=1e-6)
+            # a new column is one matrix-vector product: its last float32 bit may differ
+            # from the full product's, a few 1e-6 of relative probability at scale 100
+            np.testing.assert_allclose(run.raw.probs, fresh.probs, rtol=1e-5, atol=1e-6)
 
 
 def test_temperature_rescores_live_and_fit_lowers_ece_or_nll(cmp):

@@ -133,12 +133,14 @@ def test_topk_ranked_by_similarity_when_probs_underflow():
     np.testing.assert_array_equal(pred.topk_indices, np.argsort(-pred.similarity, axis=1))
 
 
-def test_duplicate_classnames_and_arrays_contiguous():
+def test_duplicate_classnames_and_arrays_laid_out_as_documented():
     emb, prm = _data(n=10, c=3)
     dup = PromptEmbeddings(["a", "b", "a"], ["{}"], prm.vectors, INFO)
     emb.labels = ["a"] * 5 + ["b"] * 5
     pred = zero_shot(emb, dup)
     assert pred.true_indices.tolist() == [0] * 5 + [1] * 5  # first occurrence wins
     assert pred.correct.shape == (10,)
-    for arr in (pred.probs, pred.similarity, pred.topk_indices, pred.topk_probs):
-        assert arr.flags.c_contiguous  # safe to send as binary buffers
+    assert pred.probs.flags.c_contiguous
+    # column-major, so a prompt edit copies or computes whole contiguous columns
+    for arr in (pred.similarity, pred.topk_indices, pred.topk_probs, pred.topk_similarity):
+        assert arr.flags.f_contiguous

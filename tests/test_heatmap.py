@@ -193,10 +193,77 @@ def test_duplicate_prompts_stay_separate_columns():
     [
         (np.zeros((2, 2)), r"shape \(images, prompts\) = \(3, 3\), got \(2, 2\)"),
         (np.full((3, 3), np.nan), "NaN or infinite"),
+        (np.array([[0, 1, np.inf], [0, -np.inf, 0], [0, 0, 0]]), "NaN or infinite"),
+        (np.full((3, 3), 3e38), None),  # finite, though its sum overflows to inf
     ],
 )
 def test_bad_input_is_explained(sim, message):
+    if message is None:
+        SimilarityHeatmap().set_data(sim, ["a", "b", "c"], ["x", "y", "z"])
+        return
     with pytest.raises(ValueError, match=message):
         SimilarityHeatmap().set_data(sim, ["a", "b", "c"], ["x", "y", "z"])
     with pytest.raises(ValueError, match="max_rows must be at least 1"):
         SimilarityHeatmap(max_rows=0)
+
+
+def test_column_major_similarities_give_the_same_class_means():
+    """zero_shot's similarities are column-major: grouped one column at a time, equal."""
+    from clipviz.views import _heatmap_rows as hr
+
+    rng = np.random.default_rng(0)
+    sim = rng.standard_normal((5000, 7)).astype(np.float32)
+    codes = rng.integers(0, 4, 5000)
+    rows = np.flatnonzero(codes != 2)[::3]
+    for subset in (None, rows):
+        means, counts = hr.group_means(sim, codes, 5, subset)
+        f_means, f_counts = hr.group_means(np.asfortranarray(sim), codes, 5, subset)
+        np.testing.assert_array_equal(counts, f_counts)
+        np.testing.assert_allclose(f_means, means, rtol=1e-5, atol=1e-6)
+        picked = np.arange(5000) if subset is None else subset
+        present = np.flatnonzero(counts)
+        expected = [sim[picked][codes[picked] == g].mean(axis=0) for g in present]
+        np.testing.assert_allclose(f_means[present], expected, rtol=1e-4, atol=1e-6)
+        assert counts[4] == 0 and (f_means[4] == 0).all()
+
+
+def test_class_means_of_kept_columns_are_reused_and_equal_a_fresh_view(monkeypatch):
+    """column_keys: a prompt edit computes the class means of its new columns only; every
+    step equals a heatmap drawn from scratch (a stale or misplaced column would show)."""
+    from clipviz.views import _heatmap_rows as hr
+
+    rng = np.random.default_rng(1)
+    n = 300
+    ids = [f"i{i}" for i in range(n)]
+    cols = {k: rng.standard_normal(n).astype(np.float32) for k in "abcd"}
+    labels = (rng.integers(0, 3, n), ["x", "y", "z"])
+    computed = []
+    real = hr.group_means
+
+    def spy(sim, *args, **kwargs):
+        computed.append(sim.shape[1])
+        return real(sim, *args, **kwargs)
+
+    monkeypatch.setattr(hr, "group_means", spy)
+    view = SimilarityHeatmap(max_rows=10)
+    steps = [
+        ("abc", labels),
+        ("abd", labels),
+        ("da", labels),
+        ("da", (labels[0][::-1].copy(), labels[1])),
+    ]
+    for names, lab in steps:
+        sim = np.asfortranarray(np.stack([cols[k] for k in names], axis=1))
+        computed.clear()
+        view.set_data(sim, ids, list(names), labels=lab, column_keys=list(names))
+        reused = list(computed)
+        fresh = SimilarityHeatmap(max_rows=10)
+        fresh.set_data(sim, ids, list(names), labels=lab)
+        np.testing.assert_allclose(view._z, fresh._z, rtol=1e-6, atol=1e-7)
+        assert view.row_keys == fresh.row_keys
+        if (names, lab) == ("abd", labels):
+            assert reused == [1]  # only "d" was new
+        if names == "da" and lab is labels:
+            assert reused == []
+    with pytest.raises(ValueError, match="got 1 column_keys for 2 prompts"):
+        view.set_data(sim, ids, ["d", "a"], labels=labels, column_keys=["d"])

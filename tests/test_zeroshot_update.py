@@ -63,6 +63,11 @@ EDITS = {
     "grow past k": (["c0", "c1", "c2"], ["c0", "c1", "c2", "c3", "c4", "c5"]),
     "shrink below k": (["c0", "c1", "c2", "c3", "c4", "c5"], ["c0", "c3", "c5"]),
     "all new": (["c0", "c1", "c2"], ["c3", "c4", "c5", "x"]),
+    # rows whose top-k loses one or two columns refill them from the kept columns
+    "replace two": (["c0", "c1", "c2", "c3", "c4", "c5"], ["c0", "x1", "c2", "c3", "x4", "c5"]),
+    "remove three": (["c0", "c1", "c2", "c3", "c4", "c5", "x"], ["c1", "c4", "x"]),
+    "grow past k, one removed": (["c0", "c1", "c2"], ["c0", "c2", "c3", "c4", "c5"]),
+    "replace below k": (["c0", "c1", "c2", "c3", "c4"], ["c0", "x", "y", "c3"]),
 }
 
 
@@ -139,6 +144,33 @@ def test_ties_rank_the_lower_column_first_in_both_paths():
     pos1 = np.argmax(update.topk_indices == 1, axis=1)[both]
     pos3 = np.argmax(update.topk_indices == 3, axis=1)[both]
     assert (pos1 < pos3).all()
+
+
+def test_a_refilled_top_k_ranks_tied_columns_lower_first():
+    """Removing the top columns refills the top-k from tied columns: the lower column must
+    come first, as from scratch, and no column may appear twice."""
+    rng = np.random.default_rng(3)
+    img = _unit(rng, 300, 8)
+    img[:, 7] = 0  # images without the last dimension: c and its mirror tie exactly
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    emb = ImageEmbeddings([f"i{i}" for i in range(300)], img, INFO, labels=None)
+    u = _unit(rng, 4, 8)
+    u[:, 7] = 0
+    c, mirror = u[2].copy(), u[2].copy()
+    c[7], mirror[7] = 0.5, -0.5  # different vectors (not one column reused twice)
+    vectors = np.vstack([u[0], u[1], c, mirror, u[3]])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = ["a", "b", "c", "mirror of c", "e"]
+    old = zero_shot(emb, PromptEmbeddings(names, ["{}"], vectors, INFO), k=3)
+    np.testing.assert_array_equal(old.similarity[:, 2], old.similarity[:, 3])
+    refill_both = np.isin(old.topk_indices, [0, 1]).sum(axis=1) == 2
+    assert refill_both.sum() > 20  # rows whose two freed places take the tied pair
+    kept = PromptEmbeddings(names[2:], ["{}"], vectors[2:], INFO)
+    update = zero_shot(emb, kept, k=3, previous=old)
+    _same(update, zero_shot(emb, kept, k=3))
+    assert (np.sort(update.topk_indices, axis=1) == [0, 1, 2]).all()
+    pairs = update.topk_indices[refill_both]
+    assert (np.argmax(pairs == 0, axis=1) < np.argmax(pairs == 1, axis=1)).all()
 
 
 def test_probs_are_computed_on_first_read_and_match_the_softmax():

@@ -188,6 +188,8 @@ class Controller:
                 pred.classnames,
                 labels=self.data.label_codes,
                 predicted=a.predicted_codes,
+                # a kept prompt's column is unchanged: its class means are reused
+                column_keys=[v.tobytes() for v in pred.prompt_vectors],
             )
 
     def show_metrics(self) -> None:

@@ -85,6 +85,12 @@ class Predictions:
         reuses the columns of unchanged vectors).
     topk_similarity : np.ndarray or None
         (N, k) float32 cosine similarity matching ``topk_indices``.
+
+    Notes
+    -----
+    ``zero_shot`` returns ``similarity`` and the top-k arrays column-major (transposed views
+    of (C, N) and (k, N) storage): a prompt edit copies, computes or ranks whole columns, each
+    one contiguous. ``np.ascontiguousarray`` gives a row-major copy where one is needed.
     """
 
     ids: list[str]
@@ -323,14 +329,14 @@ def _scored(
     if update is None:
         idx, vals = _scores.topk_full(sim, k, _CHUNK)
     else:
-        idx, vals, dirty = update
+        idx, vals, lost_top1 = update
     if scoring == "sigmoid":
         return sim, idx, vals, None
     before = previous._denominators if previous is not None else None
     if update is None or before is None or before[0] != scale:
         return sim, idx, vals, _scores.normaliser(sim, vals[:, 0], scale, _CHUNK)
     removed = np.setdiff1d(np.arange(old_sim.shape[1]), old_of_new)
-    change = (old_sim[:, removed], new_cols, dirty)
+    change = (old_sim[:, removed], new_cols, lost_top1)
     old = (before[1], previous.topk_similarity[:, 0])
     return sim, idx, vals, _scores.normaliser_update(old, vals[:, 0], scale, change, sim, _CHUNK)
 

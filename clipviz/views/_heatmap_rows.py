@@ -7,7 +7,8 @@ behind it are resolved only when asked (a click, a hover, a test), not for every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,8 +35,9 @@ class Grouping:
 def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndarray | None = None):
     """(G, C) mean similarity per group code (over ``rows`` only, when given) and (G,) sizes.
 
-    One sparse (G, N) indicator times the (N, C) similarities: a single pass over the rows
-    (per-column ``bincount`` read the matrix C times, strided).
+    One sparse (G, N) indicator times the similarities: a single pass over the rows, or for
+    column-major similarities (as ``zero_shot`` makes them) one pass per contiguous column
+    (per-column ``bincount`` would convert each column to float64 first).
     """
     import scipy.sparse as sp  # lazily: scipy comes with scikit-learn
 
@@ -46,18 +48,60 @@ def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndar
         (np.ones(len(c), np.float32), np.asarray(c, np.int64), np.arange(len(c) + 1)),
         shape=(n_groups, len(c)),
     )
-    sums = np.asarray(indicator @ sub)
+    if sub.flags.f_contiguous and not sub.flags.c_contiguous:
+        sums = np.empty((n_groups, sub.shape[1]), np.float32)
+        for j in range(sub.shape[1]):
+            sums[:, j] = indicator @ sub[:, j]
+    else:
+        sums = np.asarray(indicator @ sub)
     return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
 
 
+@dataclass
+class ColumnMeans:
+    """Group means per similarity column, kept by column key for the codes they came from.
+
+    A prompt edit changes a few columns: the group means of the others are reused (keys:
+    anything that changes with a column's values, e.g. its prompt vector's bytes).
+    """
+
+    codes: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    columns: dict[Hashable, np.ndarray] = field(default_factory=dict)
+
+    def means(
+        self, sim: np.ndarray, grouping: Grouping, keys: Sequence[Hashable]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(G, C) group means of ``sim`` and (G,) sizes, computing only unseen columns."""
+        n_groups = len(grouping.names)
+        if self.codes is not grouping.codes or self.counts is None or len(self.counts) != n_groups:
+            self.codes, self.columns = grouping.codes, {}
+            self.counts = np.bincount(grouping.codes, minlength=n_groups)
+        missing = [j for j, key in enumerate(keys) if key not in self.columns]
+        if missing:
+            means, _ = group_means(sim[:, missing], grouping.codes, n_groups)
+            for i, j in enumerate(missing):
+                self.columns[keys[j]] = means[:, i]
+        self.columns = {key: self.columns[key] for key in keys}  # forget removed columns
+        out = np.empty((n_groups, len(keys)), np.float32)
+        for j, key in enumerate(keys):
+            out[:, j] = self.columns[key]
+        return out, self.counts
+
+
 def build_rows(
-    sim: np.ndarray, grouping: Grouping, selected: np.ndarray, max_rows: int
+    sim: np.ndarray,
+    grouping: Grouping,
+    selected: np.ndarray,
+    max_rows: int,
+    means: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[RowKey], np.ndarray]:
     """The rows to draw and their (R, C) values.
 
     Up to ``max_rows`` images: one row per image, ordered by group (stable). Above: one row
     per group (or per run of consecutive images without groups), then the drill-down: each
-    selected image (up to ``DRILL_IMAGES``) or the selection's mean per group.
+    selected image (up to ``DRILL_IMAGES``) or the selection's mean per group. ``means``:
+    the groups' (means, sizes) when already known (``ColumnMeans``).
     """
     n = len(sim)
     codes = grouping.codes
@@ -72,7 +116,7 @@ def build_rows(
         keys = [RowKey("chunk", k, int(min(step, n - s))) for k, s in enumerate(starts)]
         parts = [z.astype(np.float32)]
     else:
-        means, counts = group_means(sim, codes, len(grouping.names))
+        means, counts = means or group_means(sim, codes, len(grouping.names))
         present = np.flatnonzero(counts)[:max_rows]
         keys = [RowKey("group", int(g), int(counts[g])) for g in present]
         parts = [means[present]]

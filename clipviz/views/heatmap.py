@@ -11,7 +11,7 @@ images. Grouping uses integer codes (``_heatmap_rows``), not one string per imag
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,8 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         self._names: list[str] = []
         self._z = np.zeros((0, 0), np.float32)
         self._note = ""
+        self._keys: list[Hashable] | None = None
+        self._column_means = hr.ColumnMeans()
         self._fig: Any = None
         self._widget: Any = None
         self._panel: HoverPanel | None = None
@@ -99,6 +101,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         prompts: Sequence[str],
         labels: Sequence[str] | Codes | None = None,
         predicted: Sequence[str] | Codes | None = None,
+        column_keys: Sequence[Hashable] | None = None,
     ) -> None:
         """Set the similarity matrix and its row/column names.
 
@@ -113,6 +116,10 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         labels, predicted : list of str or (codes, names), optional
             True and predicted label per image, used by ``order``: strings, or an (N,) integer
             array of codes into ``names`` (cheaper for many images).
+        column_keys : list of hashable, optional
+            One key per column that identifies its values for these images (the Workbench
+            passes each prompt vector's bytes): above ``max_rows`` images, the class means
+            of a column whose key was seen with the same label codes are reused.
         """
         sim = np.asarray(similarity, dtype=np.float32)
         n = len(image_ids)
@@ -121,13 +128,19 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
                 f"similarity must have shape (images, prompts) = ({n}, {len(prompts)}), "
                 f"got {sim.shape}"
             )
-        if not np.isfinite(sim).all():
+        # a sum is one pass without an (N, C) temporary: NaN and inf carry through it (a huge
+        # finite sum overflowing to inf gets the exact check)
+        if not np.isfinite(sim.sum(dtype=np.float32)) and not np.isfinite(sim).all():
             raise ValueError("similarity contains NaN or infinite values")
+        if column_keys is not None and len(column_keys) != len(prompts):
+            raise ValueError(f"got {len(column_keys)} column_keys for {len(prompts)} prompts")
         self._prompts = [str(p) for p in prompts]
         self._labels = _as_grouping(labels, n, "labels")
         self._predicted = _as_grouping(predicted, n, "predicted")
         if image_ids is not self._ids:
             self._index = None
+            self._column_means = hr.ColumnMeans()
+        self._keys = None if column_keys is None else list(column_keys)
         self._sim, self._ids = sim, image_ids
         self._selected = self._rows_of(self.selection)
         self._redraw()
@@ -227,8 +240,11 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         wanted = {"label": "true", "predicted": "predicted"}.get(self.order, "")
         note = "" if used == self.order else f"no {wanted} labels: rows in {used} order · "
         grouping = self._grouping() or hr.Grouping(None, [])
-        keys, z = hr.build_rows(self._sim, grouping, self._selected, self.max_rows)
         n = len(self._ids)
+        means = None
+        if self._keys is not None and grouping.codes is not None and n > self.max_rows:
+            means = self._column_means.means(self._sim, grouping, self._keys)
+        keys, z = hr.build_rows(self._sim, grouping, self._selected, self.max_rows, means)
         if n > self.max_rows:
             what = "class" if grouping.codes is not None else "run of images"
             note += f"{n:,} images: one row per {what}"
