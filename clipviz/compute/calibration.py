@@ -79,10 +79,15 @@ def calibration(pred: Predictions, n_bins: int = 15) -> Calibration:
 
     true = _labelled(pred, "calibration")
     keep = true >= 0
-    conf = pred.confidence[keep].astype(np.float64)
-    hit = (pred.topk_indices[keep, 0] == true[keep]).astype(np.float64)
+    conf, top1 = pred.confidence, pred.topk_indices[:, 0]
+    if not keep.all():  # (the status line calls this on every edit: no copies when all count)
+        conf, top1, true = conf[keep], top1[keep], true[keep]
+    conf = conf.astype(np.float64)
+    hit = top1 == true
     # (m-1)/M < conf <= m/M  ->  bin m-1; ceil keeps a confidence of exactly 1.0 in the last bin
-    which = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    which = np.ceil(conf * n_bins).astype(np.int64)
+    which -= 1
+    np.clip(which, 0, n_bins - 1, out=which)
     count = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(which, conf, minlength=n_bins) / count
