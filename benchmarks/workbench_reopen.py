@@ -6,8 +6,9 @@ Timed from the page request until all four panes are drawn in the browser: the p
 the map's first WebGL frame with points, the heatmap's SVG, and every thumbnail of the first
 grid page loaded. The kernel's own share (imports to a built Workbench) is written by the
 notebook. Baseline, same run: the first open of the same folder with an empty cache (every
-image embedded, every thumbnail made), which is what the reopen saves. Issue 9 target: reopen
-<= 10 s.
+image embedded, every thumbnail made), which is what the reopen saves. The first open stays
+until its background UMAP map is shown (a user's session would have lasted that long), so the
+reopens find it in the projection cache as theirs would. Issue 9 target: reopen <= 10 s.
 
     python benchmarks/workbench_reopen.py [--n 50000] [--timeout 1200]
         [--workdir DIR [--reopen-only]] [--reopens 1]
@@ -50,6 +51,13 @@ def process_start_wall():  # Linux: the kernel process's start, from /proc
     ticks = float(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
+def after_display(*_):  # measurement only: when the cell's output (the widget) was sent
+    timing = json.loads(Path("kernel_timing.json").read_text())
+    timing["displayed_wall"] = time.time()
+    Path("kernel_timing.json").write_text(json.dumps(timing))
+    get_ipython().events.unregister("post_run_cell", after_display)
+
+get_ipython().events.register("post_run_cell", after_display)
 import clipviz
 model = clipviz.load_model("clipviz-shapes", device="cpu")
 images = clipviz.ImageSet.from_folder(os.environ["CLIPVIZ_REOPEN_FOLDER"])
@@ -74,6 +82,9 @@ wb
 # (each pane's first sighting is stamped in window.__clipvizSeen, wall-clock ms)
 ALL_VISIBLE_JS = """() => {
   const seen = window.__clipvizSeen = window.__clipvizSeen || {};
+  const nav = performance.timing;
+  if (nav.domContentLoadedEventEnd > 0) seen.page_loaded = nav.domContentLoadedEventEnd;
+  if (nav.responseStart > 0) seen.page_first_byte = nav.responseStart;
   const mark = (name, ok) => { if (ok && !(name in seen)) seen[name] = Date.now(); return ok; };
   const wb = document.querySelector('.clipviz-workbench');
   if (!mark('workbench', Boolean(wb))) return false;
@@ -116,8 +127,21 @@ def write_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def open_once(browser, notebook: Path, workdir: Path, timeout_s: float) -> dict:
-    """Serve the notebook in a fresh Voila kernel and time the page until every view shows."""
+# the background UMAP fit has been shown (and so written to the projection cache)
+UMAP_SHOWN_JS = """() => {
+  const s = document.querySelector('.clipviz-status-text');
+  return Boolean(s && s.textContent.includes('map umap'));
+}"""
+
+
+def open_once(
+    browser, notebook: Path, workdir: Path, timeout_s: float, *, wait_umap: bool = False
+) -> dict:
+    """Serve the notebook in a fresh Voila kernel and time the page until every view shows.
+
+    ``wait_umap``: keep the page open until the UMAP map is shown, as a user who worked with
+    the workbench would (the reopen then finds it in the projection cache, as theirs would).
+    """
     server = VoilaServer(notebook, workdir)
     try:
         server.wait_ready(timeout=300)  # a loaded machine starts voila slowly
@@ -133,6 +157,13 @@ def open_once(browser, notebook: Path, workdir: Path, timeout_s: float) -> dict:
         except Exception as err:  # playwright's TimeoutError: recorded, not raised
             visible_s = None
             print(f"not all views visible within {timeout_s:.0f} s: {err}", file=sys.stderr)
+        umap_s = None
+        if wait_umap and visible_s is not None:
+            try:
+                page.wait_for_function(UMAP_SHOWN_JS, timeout=int(timeout_s * 1000), polling=500)
+                umap_s = round(time.perf_counter() - t, 2)
+            except Exception as err:  # playwright's TimeoutError: recorded, not raised
+                print(f"UMAP not shown within {timeout_s:.0f} s: {err}", file=sys.stderr)
         shot = REPO / "artifacts" / "screenshots" / f"reopen_{workdir.name}_{int(t)}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot))
@@ -145,6 +176,7 @@ def open_once(browser, notebook: Path, workdir: Path, timeout_s: float) -> dict:
             "all_views_visible_s": visible_s,
             "kernel": kernel,
             "split_s": _split(t_wall, visible_s, kernel, seen),
+            "umap_shown_s": umap_s,
             "screenshot": str(shot),
         }
     finally:
@@ -162,6 +194,9 @@ def _split(t_wall: float, visible_s: float | None, kernel: dict | None, seen: di
         "cell_workbench_build": kernel["workbench_build_s"],
         "built_until_all_visible": t_wall + visible_s - kernel["built_wall"],
     }
+    if "displayed_wall" in kernel:  # widgets built and the outputs sent
+        out["built_until_displayed"] = kernel["displayed_wall"] - kernel["built_wall"]
+        out["displayed_until_all_visible"] = t_wall + visible_s - kernel["displayed_wall"]
     out.update({f"browser_{k}_seen_at": v / 1000 - t_wall for k, v in seen.items()})
     return {k: round(v, 2) for k, v in out.items()}
 
@@ -193,7 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
         cold = not (workdir / "cache").is_dir()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            first = open_once(browser, notebook, workdir, args.timeout) if cold else None
+            first = None
+            if cold:
+                first = open_once(browser, notebook, workdir, args.timeout, wait_umap=True)
             reopens = [open_once(browser, notebook, workdir, args.timeout)]
             reopens += [open_once(browser, notebook, workdir, args.timeout)
                         for _ in range(args.reopens - 1)]  # fmt: skip

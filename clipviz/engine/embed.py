@@ -152,9 +152,9 @@ def embed_images(
     n = len(imageset)
     res = _Results(n, model.info.dim)
     todo = _memo_hits(imageset, index, res) if store is not None and index else list(range(n))
-    with _progress(n, progress, model) as bar:
-        bar.update(n - len(todo))
-        if todo:  # only now is the model needed (a deferred one is built here)
+    if todo:  # only now is the model needed (a deferred one is built here), and a progress bar
+        with _progress(n, progress, model) as bar:
+            bar.update(n - len(todo))
             _embed_rest(model, imageset, todo, index, store, res, bar, batch_size, num_workers)
     if store is not None and store.writable:
         _filememo_disk.save(root, imageset.paths)
