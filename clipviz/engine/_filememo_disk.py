@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipviz._cache_dir import verified_files
 from clipviz.engine import _filememo
 from clipviz.engine.store_format import write_atomic
 
@@ -102,14 +103,7 @@ def _dtype(name_bytes: int) -> np.dtype:
 
 def _read(base: Path, folder: str) -> np.ndarray | None:
     """The saved records of one folder, or None (none saved, or damaged: ignored)."""
-    tag = _tag(folder)
-    for path in sorted(base.glob(f"{tag}-*.npy"), key=_mtime, reverse=True):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if path.name != f"{tag}-{hashlib.sha256(data).hexdigest()}.npy":
-            continue  # damaged after it was written
+    for data in verified_files(base, _tag(folder), ".npy"):
         try:
             records = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError:
@@ -136,10 +130,3 @@ def _write(base: Path, folder: str, rows: list[tuple[str, _filememo.StatKey, byt
     for old in base.glob(f"{tag}-*.npy"):
         if old != final:
             old.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0

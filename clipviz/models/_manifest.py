@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from clipviz._cache_dir import default_cache_dir
+from clipviz._cache_dir import default_cache_dir, verified_files
 from clipviz.compute.types import ModelInfo
 
 __all__ = ["Manifest", "manifest_key", "read", "write", "forget"]
@@ -73,18 +73,7 @@ def folder(root: str | os.PathLike | None = None) -> Path:
 
 def read(key: str, root: str | os.PathLike | None = None) -> Manifest | None:
     """The saved manifest for ``key``, or None (none, damaged, or of another format)."""
-    base = folder(root)
-    try:
-        candidates = sorted(base.glob(f"{key}-*.json"))
-    except OSError:
-        return None
-    for path in candidates:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if path.name != f"{key}-{hashlib.sha256(data).hexdigest()}.json":
-            continue  # changed after it was written
+    for data in verified_files(folder(root), key, ".json"):
         try:
             return Manifest.from_json(data.decode("utf-8"))
         except (ValueError, KeyError, TypeError):
