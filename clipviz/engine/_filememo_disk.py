@@ -49,12 +49,13 @@ def load(root: str | os.PathLike, paths: Iterable[str | None]) -> int:
         records = _read(base, folder)
         if records is None:
             continue
-        cols = [records[f].tolist() for f in ("name", "dev", "ino", "size", "mtime_ns", "ctime_ns")]
-        digests = records["digest"]
-        for j, (name, *stat) in enumerate(zip(*cols, strict=True)):
-            key = (os.path.join(folder, os.fsdecode(name)), *stat)
-            _filememo.adopt(key, digests[j].tobytes())  # type: ignore[arg-type]
-            added += 1
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.path.join
+        names = [prefix + os.fsdecode(name) for name in records["name"].tolist()]
+        stats = [records[f].tolist() for f in ("dev", "ino", "size", "mtime_ns", "ctime_ns")]
+        keys = list(zip(names, *stats, strict=True))
+        blob = records["digest"].tobytes()
+        _filememo.adopt_many(keys, [blob[k : k + 32] for k in range(0, len(blob), 32)])
+        added += len(keys)
     return added
 
 
@@ -87,7 +88,7 @@ def save(root: str | os.PathLike, paths: Iterable[str | None]) -> None:
 
 
 def _folders(paths: Iterable[str | None]) -> list[str]:
-    return list(dict.fromkeys(_filememo.folder_of(p) for p in paths if p is not None))
+    return _filememo.folders_of(list(paths))
 
 
 def _tag(folder: str) -> str:
