@@ -309,3 +309,46 @@ def test_non_utf8_file_and_folder_names_get_displayable_ids(tmp_path):
     assert item == "caf\ufffd/\ufffd\ufffd.png" and s.labels == ["caf\ufffd"]
     item.encode("utf-8")  # would raise for a surrogate-escaped name
     assert s.paths == [name] and s.load(0).size == (20, 10)  # still read from the real path
+
+
+def _pathlib_listing(root, exts):
+    """from_folder's listing as it was written with pathlib (the reference order and names)."""
+    from pathlib import Path
+
+    root = Path(root).expanduser()
+    rels = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel_dir = Path(dirpath).relative_to(root)
+        rels += [
+            rel_dir / n
+            for n in filenames
+            if not n.startswith(".") and os.path.splitext(n)[1].lower() in exts
+        ]
+    rels.sort()
+    return [str(root / r) for r in rels], [r.as_posix() for r in rels]
+
+
+def test_from_folder_lists_in_pathlib_order_with_the_same_paths(tmp_path, monkeypatch):
+    # "a-c" sorts before "a/b" as a string, after it as path parts: the parts order is kept
+    names = [
+        "a/b/x.png", "a-c/y.PNG", "a/z.jpg", "a.png", "b/.hidden.png", ".dot/q.png",
+        "b/noext", "b/t.txt", "b/ends.", "b/two.dots.webp", "B/upper.png", "b/ü.png",
+    ]  # fmt: skip
+    for name in names:
+        path = tmp_path / "root" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    from clipviz.engine.imageset import IMAGE_EXTENSIONS
+
+    for given in (str(tmp_path / "root"), str(tmp_path / "root") + "/"):
+        got = ImageSet.from_folder(given)
+        paths, ids = _pathlib_listing(given, IMAGE_EXTENSIONS)
+        assert got.paths == paths and got.ids == ids
+        assert ids[:3] == ["B/upper.png", "a/b/x.png", "a/z.jpg"]  # then a-c/y.PNG
+        assert got.labels == [i.split("/")[0] if "/" in i else None for i in ids]
+    monkeypatch.chdir(tmp_path / "root")
+    here = ImageSet.from_folder(".")
+    assert (
+        here.paths == _pathlib_listing(".", IMAGE_EXTENSIONS)[0] and here.paths[0] == "B/upper.png"
+    )

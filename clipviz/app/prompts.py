@@ -1,17 +1,24 @@
-"""Prompt vectors for the Workbench: every text is encoded once per session.
+"""Prompt vectors for the Workbench: every text is encoded once per session, or once ever.
 
 ``TextCache`` keeps a dict text -> vector. A prompt edit encodes only texts never seen before;
 switching ensembling or going back to an earlier template set encodes nothing. Building the
 ``PromptEmbeddings`` for a prompt list is then array stacking plus ``compute.ensemble``.
+With a disk cache, texts encoded by an earlier session of the same model (same ``info.key``:
+weights, preprocessing, precision) are read back as the float32 vectors it encoded, so a
+reopened workbench needs no model for them (a deferred ``load_model`` is then never built).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from clipviz._cache_dir import resolve_cache_dir
 from clipviz.compute import ensemble as ensemble_vectors
 from clipviz.compute import get_templates
 from clipviz.compute.types import ModelInfo, PromptEmbeddings
@@ -34,14 +41,20 @@ class TextCache:
     ----------
     model : ClipModel-like
         Anything with ``encode_texts(list[str]) -> (N, D) float32`` and ``info`` (ModelInfo).
+    cache : bool or path, optional
+        Disk cache of text vectors keyed by model key and text (``True``: the default cache
+        folder; None/False: this session only). A prompt the model truncated is never stored,
+        so its warning is given every time.
 
     Attributes
     ----------
     encoded : int
         How many texts went through the model so far (tests and the status line read it).
+    from_disk : int
+        How many texts were read from the disk cache.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, cache: bool | str | os.PathLike | None = None) -> None:
         if not hasattr(model, "encode_texts"):
             raise TypeError(
                 f"model must be a clipviz model with encode_texts() (from clipviz.load_model), "
@@ -49,7 +62,14 @@ class TextCache:
             )
         self.model = model
         self.vectors: dict[str, np.ndarray] = {}
-        self.encoded = 0
+        self.encoded = self.from_disk = 0
+        root = resolve_cache_dir(cache)
+        self._disk: Any = None
+        if root is not None:
+            from clipviz.engine.cache import EmbeddingCache
+
+            self._disk = EmbeddingCache(root, model.info.key, model.info.dim, kind="texts")
+        self._disk_index: dict[bytes, np.ndarray] | None = None  # read on the first new text
 
     @property
     def info(self) -> ModelInfo:
@@ -59,17 +79,45 @@ class TextCache:
     def get(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts`` as an (N, D) float32 array, encoding only the new ones."""
         new = list(dict.fromkeys(x for x in texts if x not in self.vectors))
+        if new and self._disk is not None:
+            new = self._read_disk(new)
         if new:
-            out = np.asarray(self.model.encode_texts(new), dtype=np.float32)
-            if out.shape[0] != len(new):
-                raise RuntimeError(
-                    f"model.encode_texts returned {out.shape[0]} vectors for {len(new)} texts"
-                )
-            self.vectors.update(zip(new, out, strict=True))
-            self.encoded += len(new)
+            self._encode(new)
         if not texts:
             return np.zeros((0, self.info.dim), np.float32)
         return np.stack([self.vectors[x] for x in texts])
+
+    def _read_disk(self, texts: list[str]) -> list[str]:
+        """Take the texts found in the disk cache; return the others."""
+        if self._disk_index is None:
+            self._disk_index = self._disk.load()
+        index, rest = self._disk_index, []
+        for text in texts:
+            row = index.get(_text_digest(text))
+            if row is None:
+                rest.append(text)
+            else:
+                self.vectors[text] = np.asarray(row, np.float32)
+                self.from_disk += 1
+        return rest
+
+    def _encode(self, texts: list[str]) -> None:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            out = np.asarray(self.model.encode_texts(texts), dtype=np.float32)
+        for w in said:  # given on, as if not caught
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        if out.shape[0] != len(texts):
+            raise RuntimeError(
+                f"model.encode_texts returned {out.shape[0]} vectors for {len(texts)} texts"
+            )
+        self.vectors.update(zip(texts, out, strict=True))
+        self.encoded += len(texts)
+        truncated = any(w.category.__name__ == "PromptTruncatedWarning" for w in said)
+        if self._disk is not None and not truncated:
+            digests = [_text_digest(x) for x in texts]
+            self._disk.write(digests, out)
+            self._disk_index.update(zip(digests, out, strict=True))
 
     def prompts(
         self, lines: Sequence[str], templates: str | Sequence[str], *, ensemble: bool = True
@@ -113,3 +161,7 @@ class TextCache:
             per_template=per_template,
             texts=texts,
         )
+
+
+def _text_digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()

@@ -126,7 +126,7 @@ class Workbench(t.HasTraits):
         self.controller = Controller(
             self.data,
             self._views,
-            TextCache(model),
+            TextCache(model, cache=cache),
             projector,
             k=self.k,
             log=self.log,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 
 StatKey = tuple[str, int, int, int, int, int]
 
@@ -37,14 +38,34 @@ def stat_key(path: str | None) -> StatKey | None:
 
 def absolute(path: str) -> str:
     """``os.path.abspath``, with absolute folders memoised (a 1M-image set has few folders)."""
-    folder, tail = _split(str(path))
-    return os.path.join(folder, tail) if tail else folder
+    path = str(path)
+    head, sep, tail = path.rpartition(os.sep)
+    folder = _FOLDERS.get(head) if sep and tail and tail not in (".", "..") else None
+    if folder is None:
+        folder, tail = _split(path)
+        return os.path.join(folder, tail) if tail else folder
+    if folder == head:
+        return path  # a clean absolute folder: the path is already absolute
+    return folder + tail if folder.endswith(os.sep) else folder + os.sep + tail
 
 
 def folder_of(path: str) -> str:
     """The absolute folder holding ``path`` (the memo is saved per folder)."""
     folder, tail = _split(str(path))
     return folder if tail else os.path.dirname(folder)
+
+
+def folders_of(paths: Iterable[str | None]) -> list[str]:
+    """The distinct values of :func:`folder_of` over ``paths``, in first-seen order; one call
+    per distinct folder string, not per path."""
+    firsts: dict[tuple[int, str], str] = {}
+    for p in paths:
+        if p is None:
+            continue
+        head, sep, tail = p.rpartition(os.sep)
+        key = (0, head) if sep and tail and tail not in (".", "..") else (1, p)
+        firsts.setdefault(key, p)
+    return list(dict.fromkeys(folder_of(p) for p in firsts.values()))
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -71,6 +92,14 @@ def remember(key: StatKey, digest: bytes) -> None:
         return
     adopt(key, digest)
     DIRTY.add(os.path.dirname(key[0]))  # key[0] is absolute
+
+
+def adopt_many(keys: list[StatKey], digests: list[bytes]) -> None:
+    """:func:`adopt` for many entries (a saved memo of one folder)."""
+    if len(_DIGESTS) + len(keys) > _MAX_DIGESTS:
+        _DIGESTS.clear()
+        LOADED.clear()
+    _DIGESTS.update(zip(keys, digests, strict=True))
 
 
 def adopt(key: StatKey, digest: bytes) -> None:

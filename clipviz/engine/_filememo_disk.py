@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipviz._cache_dir import verified_files
 from clipviz.engine import _filememo
 from clipviz.engine.store_format import write_atomic
 
@@ -48,12 +49,13 @@ def load(root: str | os.PathLike, paths: Iterable[str | None]) -> int:
         records = _read(base, folder)
         if records is None:
             continue
-        cols = [records[f].tolist() for f in ("name", "dev", "ino", "size", "mtime_ns", "ctime_ns")]
-        digests = records["digest"]
-        for j, (name, *stat) in enumerate(zip(*cols, strict=True)):
-            key = (os.path.join(folder, os.fsdecode(name)), *stat)
-            _filememo.adopt(key, digests[j].tobytes())  # type: ignore[arg-type]
-            added += 1
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # as os.path.join
+        names = [prefix + os.fsdecode(name) for name in records["name"].tolist()]
+        stats = [records[f].tolist() for f in ("dev", "ino", "size", "mtime_ns", "ctime_ns")]
+        keys = list(zip(names, *stats, strict=True))
+        blob = records["digest"].tobytes()
+        _filememo.adopt_many(keys, [blob[k : k + 32] for k in range(0, len(blob), 32)])
+        added += len(keys)
     return added
 
 
@@ -86,7 +88,7 @@ def save(root: str | os.PathLike, paths: Iterable[str | None]) -> None:
 
 
 def _folders(paths: Iterable[str | None]) -> list[str]:
-    return list(dict.fromkeys(_filememo.folder_of(p) for p in paths if p is not None))
+    return _filememo.folders_of(list(paths))
 
 
 def _tag(folder: str) -> str:
@@ -102,14 +104,7 @@ def _dtype(name_bytes: int) -> np.dtype:
 
 def _read(base: Path, folder: str) -> np.ndarray | None:
     """The saved records of one folder, or None (none saved, or damaged: ignored)."""
-    tag = _tag(folder)
-    for path in sorted(base.glob(f"{tag}-*.npy"), key=_mtime, reverse=True):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if path.name != f"{tag}-{hashlib.sha256(data).hexdigest()}.npy":
-            continue  # damaged after it was written
+    for data in verified_files(base, _tag(folder), ".npy"):
         try:
             records = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError:
@@ -136,10 +131,3 @@ def _write(base: Path, folder: str, rows: list[tuple[str, _filememo.StatKey, byt
     for old in base.glob(f"{tag}-*.npy"):
         if old != final:
             old.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0

@@ -1,4 +1,5 @@
-"""On-disk embedding cache: (model key, image content hash) -> fp16 vector.
+"""On-disk embedding cache: (model key, image content hash) -> fp16 vector, and (model key,
+prompt text hash) -> float32 vector.
 
 Layout: ``<root>/embeddings/v2/<model key>/<sha256 of the shard file>.npy``, each shard an
 immutable structured array of N records ``(key: 32 uint8 sha256 digest, vector: D float16)``
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipviz._cache_dir import CACHE_ENV, default_cache_dir, resolve_cache_dir
+
 __all__ = ["EmbeddingCache", "default_cache_dir", "resolve_cache_dir", "CACHE_ENV"]
 
 _LAYOUT = "v2"  # v1 shards (uuid names, no checksum) are not read
@@ -36,30 +39,7 @@ _COMPACT_OVER = 64  # shards per model before they are merged
 _STALE_TMP_S = 3600.0  # temp files older than this are leftovers of killed runs
 _UNIT_TOL = 1e-2  # fp16 rows of unit vectors have norms within ~1e-3 of 1
 _CHUNK_ROWS = 65536  # rows checked at a time (bounds the float32 temporary)
-#: Environment variable naming the default cache folder (used when ``cache=True``).
-CACHE_ENV = "CLIPVIZ_CACHE_DIR"
-
-
-def default_cache_dir() -> Path:
-    """The default cache folder: ``$CLIPVIZ_CACHE_DIR`` if set, else the platform's user cache
-    folder for clipviz (e.g. ``~/.cache/clipviz`` on Linux)."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("clipviz", appauthor=False))
-
-
-def resolve_cache_dir(cache: bool | str | os.PathLike | None) -> Path | None:
-    """``True`` -> :func:`default_cache_dir`, a path -> that folder, ``False``/``None`` -> none."""
-    if cache is None or cache is False:
-        return None
-    if cache is True:
-        return default_cache_dir()
-    if isinstance(cache, (str, os.PathLike)):
-        return Path(cache).expanduser()
-    raise TypeError(f"cache must be True, False or a folder path, got {cache!r}")
+_KINDS = {"images": (f"embeddings/{_LAYOUT}", np.float16), "texts": ("texts/v1", np.float32)}
 
 
 class _Corrupt(Exception):
@@ -88,14 +68,21 @@ class EmbeddingCache:
         :attr:`ClipModel.key`; vectors of different models never mix.
     dim : int
         Embedding dimension; shards of another width are ignored.
+    kind : {"images", "texts"}
+        Image vectors (keyed by content digest, fp16, under ``embeddings/v2``) or prompt text
+        vectors (keyed by the sha256 of the text, float32 so that a reopened workbench scores
+        exactly as the session that encoded them, under ``texts/v1``).
     """
 
-    def __init__(self, root: str | os.PathLike, model_key: str, dim: int):
+    def __init__(self, root: str | os.PathLike, model_key: str, dim: int, *, kind: str = "images"):
         if not model_key or not all(c in "0123456789abcdef" for c in model_key):
             raise ValueError(f"model_key must be a lowercase hex digest, got {model_key!r}")
-        self.dir = Path(root) / "embeddings" / _LAYOUT / model_key
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
+        folder, dtype = _KINDS[kind]
+        self.dir = Path(root) / folder / model_key
         self.dim = int(dim)
-        self._dtype = np.dtype([("key", np.uint8, (32,)), ("vector", np.float16, (self.dim,))])
+        self._dtype = np.dtype([("key", np.uint8, (32,)), ("vector", dtype, (self.dim,))])
         #: False once a write failed (read-only folder, disk full): later writes are skipped.
         self.writable = True
 
@@ -210,7 +197,7 @@ class EmbeddingCache:
         """
         if not digests or not self.writable:
             return None
-        vecs = np.asarray(vectors, dtype=np.float16)
+        vecs = np.asarray(vectors, dtype=self._dtype["vector"].base)
         if vecs.shape != (len(digests), self.dim):
             raise ValueError(
                 f"expected vectors of shape {(len(digests), self.dim)}, got {vecs.shape}"

@@ -110,25 +110,11 @@ def embed_images(
         _filememo_disk.load(root, imageset.paths)
     n = len(imageset)
     res = Results(n, model.info.dim)
-    device = getattr(model, "device", "cpu")  # duck-typed: may not say
-    tuner = CpuTuner(device, num_workers, default_workers(device))
-    fast = recognise(getattr(model, "preprocess", None))
-    encoder = Encoder(model, fast, tuner, store, index, res, imageset.ids, int(batch_size))
-    prep = fast.pixels if fast is not None else model.preprocess
-    with _progress(n, progress, model) as bar, tuner, encoder:
-        for item in _prepared(imageset, model, prep, index, tuner, int(batch_size), store):
-            if item.skipped is not None:
-                res.skip(imageset.ids[item.i], item.skipped, item.skip_kind)
-            elif item.cached is not None:
-                res.hit(item)  # normalised below
-            elif item.digest is not None and item.digest in index:  # encoded since it was read
-                res.hit(Item(item.i, item.digest, cached=index[item.digest]))
-            elif item.digest is not None and item.digest in encoder.by_digest:
-                encoder.by_digest[item.digest].waiting.append(item)  # same content, in flight
-            else:
-                encoder.add(item)
-            bar.update(1)
-        encoder.finish()
+    todo = _memo_hits(imageset, index, res) if store is not None and index else list(range(n))
+    if todo:  # only now is the model needed (a deferred one is built here), and a progress bar
+        with _progress(n, progress, model) as bar:
+            bar.update(n - len(todo))
+            _embed_rest(model, imageset, todo, index, store, res, bar, batch_size, num_workers)
     if store is not None and store.writable:
         _filememo_disk.save(root, imageset.paths)
     keep = np.flatnonzero(res.done)
@@ -145,6 +131,58 @@ def embed_images(
         skipped=res.skipped,
         counts=res.counts(),
     )
+
+
+def _memo_hits(imageset: ImageSet, index: dict[bytes, np.ndarray], res: Results) -> list[int]:
+    """File the cache hits of files whose stat the memo knows (a stat each, no read); return
+    the other rows."""
+    todo, hits, rows = [], [], []
+    for i, path in enumerate(imageset.paths):
+        known = _filememo.recall(path)
+        row = index.get(known) if known is not None else None
+        if row is None:
+            todo.append(i)
+        else:
+            hits.append(i)
+            rows.append(row)
+    if hits:  # nothing is encoded yet, so each is a hit from the cache (res.hit, in bulk)
+        res.vectors[hits] = np.stack(rows)
+        res.done[hits] = True
+        res.from_cache += len(hits)
+    return todo
+
+
+def _embed_rest(
+    model: Any,
+    imageset: ImageSet,
+    todo: list[int],
+    index: dict[bytes, np.ndarray],
+    store: EmbeddingCache | None,
+    res: Results,
+    bar: Any,
+    batch_size: int,
+    num_workers: int | None,
+) -> None:
+    """Read and hash the rows ``todo``; decode and encode those not in the cache."""
+    device = getattr(model, "device", "cpu")  # duck-typed: may not say
+    tuner = CpuTuner(device, num_workers, default_workers(device))
+    fast = recognise(getattr(model, "preprocess", None))
+    encoder = Encoder(model, fast, tuner, store, index, res, imageset.ids, int(batch_size))
+    prep = fast.pixels if fast is not None else model.preprocess
+    with tuner, encoder:
+        for item in _prepared(imageset, todo, model, prep, index, tuner, int(batch_size), store):
+            if item.skipped is not None:
+                res.skip(imageset.ids[item.i], item.skipped, item.skip_kind)
+            elif item.cached is not None:
+                res.hit(item)  # normalised below
+            elif item.digest is not None and item.digest in index:  # encoded since it was read
+                res.hit(Item(item.i, item.digest, cached=index[item.digest]))
+            elif item.digest is not None and item.digest in encoder.by_digest:
+                encoder.by_digest[item.digest].waiting.append(item)  # same content, in flight
+            else:
+                encoder.add(item)
+            bar.update(1)
+        encoder.finish()
 
 
 
@@ -197,6 +235,7 @@ def as_imageset(images: Any) -> ImageSet:
 
 def _prepared(
     imageset: ImageSet,
+    todo: list[int],
     model: Any,
     prep: Any,
     index: dict[bytes, np.ndarray],
@@ -204,17 +243,9 @@ def _prepared(
     batch_size: int,
     store: EmbeddingCache | None,
 ) -> Iterator[Item]:
-    """Cache hits of unchanged files first (no thread hand-off: a stat each), then every other
-    item in set order, prepared a few at a time by a thread pool that stays a bounded window
-    ahead (a task per few images: fewer hand-offs than one per image)."""
+    """The items ``todo`` in set order, prepared a few at a time by a thread pool that stays a
+    bounded window ahead (a task per few images: fewer hand-offs than one per image)."""
     hashing = store is not None
-    todo = []
-    for i in range(len(imageset)):
-        known = _filememo.recall(imageset.paths[i]) if hashing and index else None
-        if known is not None and known in index:
-            yield Item(i, known, cached=index[known])
-        else:
-            todo.append(i)
     per_task = max(1, min(16, batch_size // 4))
     tasks = [todo[k : k + per_task] for k in range(0, len(todo), per_task)]
     window = max(2, -(-(2 * batch_size + tuner.pool_size) // per_task))

@@ -104,6 +104,17 @@ class ClipModel:
         size = getattr(self.torch_model.visual, "image_size", 224)
         return (size, size) if isinstance(size, int) else tuple(size)
 
+    @property
+    def tower(self) -> tuple[str, bool]:
+        """The image tower's class name, and whether it pools by attention (saliency reads it)."""
+        visual = self.torch_model.visual
+        return type(visual).__name__, getattr(visual, "attn_pool", None) is not None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the torch model is built (always, except for a deferred load_model)."""
+        return True
+
     def __repr__(self) -> str:
         tag = f", pretrained={self.pretrained!r}" if self.pretrained else ""
         return (

@@ -10,12 +10,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clipviz.models import _bundled
+from clipviz.models import _bundled, _manifest
 from clipviz.models._build import create
 from clipviz.models._clip_model import ClipModel
+from clipviz.models._deferred import DeferredClipModel, manifest_of
 from clipviz.models._errors import (
     BadWeightsError,
     DeviceError,
@@ -53,6 +55,7 @@ def load_model(
     precision: str = "fp32",
     allow_random: bool = False,
     cache_dir: str | None = None,
+    defer: bool = True,
 ) -> ClipModel:
     """Load a CLIP model as a :class:`ClipModel`.
 
@@ -75,20 +78,30 @@ def load_model(
         given. Its embeddings are meaningless; useful for speed tests only.
     cache_dir : str, optional
         Where open_clip downloads weights (default: the Hugging Face cache).
+    defer : bool
+        For a model in a local file (bundled, a checkpoint path, ``local-dir:``) on the CPU
+        or ``device="auto"``: when this exact model (weights and config checksums, precision,
+        library versions) was loaded before, return it at once, without importing torch, and
+        build it on first use (see ``ClipModel.loaded``). A reopened notebook whose vectors are
+        all cached then never builds it. ``False`` builds it now.
 
     Returns
     -------
     ClipModel
     """
+    name = _check_name(name)
+    defer = defer and _can_defer(device, precision)
+    if name in _bundled.BUNDLED:
+        return _load_bundled(name, pretrained, device, precision, defer)
+    if name.startswith("local-dir:"):
+        return _load_local_dir(name, device, precision, cache_dir, defer)
+    if name.startswith("hf-hub:"):
+        return _load_hub(name, _checked_device(device, precision), precision, cache_dir)
+    if pretrained is not None and _looks_like_file(os.fspath(pretrained)):
+        return _load_file(name, os.fspath(pretrained), device, precision, defer)
     import torch
 
-    name = _check_name(name)
-    dev = resolve_device(device)
-    _check_precision(precision, dev)
-    if name in _bundled.BUNDLED:
-        return _load_bundled(name, pretrained, dev, precision)
-    if name.startswith(("hf-hub:", "local-dir:")):
-        return _load_schema(name, dev, precision, cache_dir)
+    dev = _checked_device(device, precision)
     arch = _check_architecture(name)
     if pretrained is None:
         if not allow_random:
@@ -97,10 +110,49 @@ def load_model(
             torch.manual_seed(0)  # same "random" model in every process, so caches stay valid
             ident = f"random-init-seed0:{arch}"
             return create(arch, None, dev, precision, ident, cache_dir, source=None)
-    pretrained = os.fspath(pretrained)
-    if _looks_like_file(pretrained):
-        return _load_file(arch, pretrained, dev, precision)
-    return _load_tag(arch, pretrained, dev, precision, cache_dir)
+    return _load_tag(arch, os.fspath(pretrained), dev, precision, cache_dir)
+
+
+def _can_defer(device: Any, precision: str) -> bool:
+    """Device and precision whose checks need no torch and cannot fail later (no GPU needed)."""
+    return (str(device) in ("cpu", "auto") and precision == "fp32") or (
+        str(device) == "cpu" and precision == "bf16"
+    )
+
+
+def _checked_device(device: Any, precision: str) -> Any:
+    dev = resolve_device(device)
+    _check_precision(precision, dev)
+    return dev
+
+
+def _deferred_or_built(
+    build: Callable[[], ClipModel],
+    parts: dict[str, Any],
+    *,
+    defer: bool,
+    name: str,
+    pretrained: str | None,
+    precision: str,
+    device: Any,
+) -> ClipModel:
+    """A DeferredClipModel when a manifest for ``parts`` exists, else the model built now (and
+    its manifest saved, so that the next process may defer)."""
+    key = _manifest.manifest_key(**parts, precision=precision)
+    saved = _manifest.read(key) if defer else None
+    if saved is not None:
+        return DeferredClipModel(
+            saved,
+            build,
+            manifest_key=key,
+            name=name,
+            pretrained=pretrained,
+            precision=precision,
+            device=str(device),
+        )
+    model = build()
+    _manifest.write(key, manifest_of(model))
+    return model
 
 
 def _check_name(name: Any) -> str:
@@ -151,9 +203,7 @@ def _check_precision(precision: str, dev: Any) -> None:
             "use precision='fp16' or 'fp32'"
         )
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "device='cuda' but no CUDA GPU is available; use device='auto' or 'cpu'"
-        )
+        raise DeviceError("device='cuda' but no CUDA GPU is available; use device='auto' or 'cpu'")
 
 
 def _check_architecture(name: str) -> str:
@@ -185,35 +235,65 @@ def _looks_like_file(pretrained: str) -> bool:
     )
 
 
-def _load_bundled(name: str, pretrained: Any, dev: Any, precision: str) -> ClipModel:
+def _load_bundled(
+    name: str, pretrained: Any, device: Any, precision: str, defer: bool
+) -> ClipModel:
     config_path, weights = _bundled.bundled_files(name)
     if pretrained is not None and Path(os.fspath(pretrained)).resolve() != weights.resolve():
         raise UnknownPretrainedError(
             f"{name!r} is a bundled model with its own weights; call load_model({name!r}) "
             f"without pretrained (got pretrained={os.fspath(pretrained)!r})"
         )
-    cfg = _bundled.register(name, config_path)
-    pp = cfg.get("preprocess_cfg", {})
-    extra = {
-        "image_mean": pp.get("mean"),
-        "image_std": pp.get("std"),
-        "image_interpolation": pp.get("interpolation"),
-        "image_resize_mode": pp.get("resize_mode"),
-    }
     identity = f"file-sha256:{_file_sha256(weights)}"
-    return create(name, str(weights), dev, precision, identity, None, source=str(weights), **extra)
+
+    def build() -> ClipModel:
+        dev = _checked_device(device, precision)
+        cfg = _bundled.register(name, config_path)
+        pp = cfg.get("preprocess_cfg", {})
+        extra = {
+            "image_mean": pp.get("mean"),
+            "image_std": pp.get("std"),
+            "image_interpolation": pp.get("interpolation"),
+            "image_resize_mode": pp.get("resize_mode"),
+        }
+        return create(
+            name, str(weights), dev, precision, identity, None, source=str(weights), **extra
+        )
+
+    parts = {"kind": "bundled", "name": name, "weights": identity}
+    parts["config"] = _file_sha256(config_path)
+    return _deferred_or_built(
+        build,
+        parts,
+        defer=defer,
+        name=name,
+        pretrained=str(weights),
+        precision=precision,
+        device=device,
+    )
 
 
-def _load_file(arch: str, path: str, dev: Any, precision: str) -> ClipModel:
+def _load_file(name: str, path: str, device: Any, precision: str, defer: bool) -> ClipModel:
     p = Path(path).expanduser()
+    arch = name.replace("/", "-")  # open_clip accepts "ViT-B/32" this way
     if not p.is_file():
+        arch = _check_architecture(name)
         raise UnknownPretrainedError(
             f"pretrained={path!r} looks like a file path but no such file exists; pass an "
             f"existing checkpoint (.safetensors, .pt, .bin) or a tag such as "
             f"{_tags(arch)[:3] or ['openai']}"
         )
     identity = f"file-sha256:{_file_sha256(p)}"
-    return create(arch, str(p), dev, precision, identity, None, source=str(p))
+
+    def build() -> ClipModel:
+        dev = _checked_device(device, precision)
+        checked = _check_architecture(name)
+        return create(checked, str(p), dev, precision, identity, None, source=str(p))
+
+    parts = {"kind": "file", "name": arch, "weights": identity}
+    return _deferred_or_built(
+        build, parts, defer=defer, name=arch, pretrained=str(p), precision=precision, device=device
+    )
 
 
 def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
@@ -239,17 +319,31 @@ def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | No
         raise WeightsUnavailableError(_offline_message(arch, tag, err)) from err
 
 
-def _load_schema(name: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
-    schema, ident = name.split(":", 1)
-    if schema == "local-dir":
-        ckpt = _local_checkpoint(Path(ident).expanduser())
-        identity = f"file-sha256:{_file_sha256(ckpt)}"
+def _load_local_dir(
+    name: str, device: Any, precision: str, cache_dir: str | None, defer: bool
+) -> ClipModel:
+    folder = Path(name.split(":", 1)[1]).expanduser()
+    ckpt = _local_checkpoint(folder)
+    identity = f"file-sha256:{_file_sha256(ckpt)}"
+
+    def build() -> ClipModel:
+        dev = _checked_device(device, precision)
         try:
             return create(name, None, dev, precision, identity, cache_dir, source=str(ckpt))
         except ValueError as err:  # open_clip: an unreadable open_clip_config.json
             if isinstance(err, ModelLoadError):
                 raise
             raise BadWeightsError(f"cannot use {name!r}: {err}") from None
+
+    parts = {"kind": "local-dir", "name": name, "weights": identity}
+    parts["config"] = _file_sha256(folder / _bundled.CONFIG_FILE)
+    return _deferred_or_built(
+        build, parts, defer=defer, name=name, pretrained=None, precision=precision, device=device
+    )
+
+
+def _load_hub(name: str, dev: Any, precision: str, cache_dir: str | None) -> ClipModel:
+    ident = name.split(":", 1)[1]
     try:
         identity = f"hf-hub:{ident}:{_hf_revision(ident, cache_dir)}"
         return create(name, None, dev, precision, identity, cache_dir, source=name)

@@ -13,16 +13,19 @@ __all__ = ["tower_kind", "load_image", "pixels_for", "text_targets", "cosine_sco
 
 def tower_kind(model: Any) -> str:
     """``"resnet"`` (open_clip ModifiedResNet) or ``"vit"`` (VisionTransformer)."""
-    visual = getattr(getattr(model, "torch_model", None), "visual", None)
-    if visual is None:
-        raise TypeError(
-            f"saliency needs a clipviz ClipModel (clipviz.load_model(...)), got "
-            f"{type(model).__name__}"
-        )
-    kind = type(visual).__name__
+    tower = getattr(model, "tower", None)  # a deferred model knows it without building
+    if tower is None:
+        visual = getattr(getattr(model, "torch_model", None), "visual", None)
+        if visual is None:
+            raise TypeError(
+                f"saliency needs a clipviz ClipModel (clipviz.load_model(...)), got "
+                f"{type(model).__name__}"
+            )
+        tower = (type(visual).__name__, getattr(visual, "attn_pool", None) is not None)
+    kind, attn_pool = tower
     if kind == "ModifiedResNet":
         return "resnet"
-    if kind == "VisionTransformer" and getattr(visual, "attn_pool", None) is None:
+    if kind == "VisionTransformer" and not attn_pool:
         return "vit"
     raise ValueError(
         f"saliency supports open_clip's ModifiedResNet and VisionTransformer (class-token "
