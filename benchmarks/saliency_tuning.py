@@ -69,29 +69,34 @@ def grid(model, seed: int, n: int) -> list[dict]:
         for w in WEIGHTS:
             for s in SIGMAS:
                 fused = fuse_stages(stages, w, s * size / cells)
-                row = {
-                    "seed": seed,
-                    "views": name,
-                    "coarse_weight": w,
-                    "sigma_cells": s,
-                    "pointing": float(pointing_hits(fused, boxes).mean()),
-                    "mass_ratio": float(mask_mass_ratio(fused, masks).mean()),
-                }
-                rows.append(row)
-                print(row, flush=True)
+                cell = {"seed": seed, "views": name, "coarse_weight": w, "sigma_cells": s}
+                rows.append(_row(cell, fused, boxes, masks))
     return rows
 
 
+def _row(cell: dict, maps: np.ndarray, boxes, masks) -> dict:
+    """One grid cell's scores (printed as they come)."""
+    row = {
+        **cell,
+        "pointing": float(pointing_hits(maps, boxes).mean()),
+        "mass_ratio": float(mask_mass_ratio(maps, masks).mean()),
+    }
+    print(row, flush=True)
+    return row
+
+
 def vit_views() -> dict:
+    """{name: (views for chefer, views for rollout)}."""
     from clipviz.models.saliency.attention_relevancy import VIEWS as SHIFTS
     from clipviz.models.saliency.attention_relevancy import View
 
-    lr = View(flip=(-1,))
+    one, lr = (View(),), View(flip=(-1,))
     return {
-        "original": (View(),),
-        "+left-right": (View(), lr),
-        "half-patch shifts": SHIFTS,
-        "half-patch shifts+left-right": (*SHIFTS, lr),
+        "original": (one, one),
+        "+left-right": ((*one, lr), (*one, lr)),
+        "half-patch shifts": (SHIFTS, SHIFTS),
+        "half-patch shifts+left-right": ((*SHIFTS, lr), (*SHIFTS, lr)),
+        "chefer original, rollout half-patch shifts": (one, SHIFTS),
     }
 
 
@@ -104,7 +109,7 @@ def vit_grid(model, seed: int, n: int, batch: int = 50) -> list[dict]:
     data = shapes(n, seed=seed)
     prompts = [[f"a photo of a {s}."] for s in data.labels["shape"]]
     grids = vit_views()
-    singles = list(dict.fromkeys(v for views in grids.values() for v in views))
+    singles = list(dict.fromkeys(v for pair in grids.values() for vs in pair for v in vs))
     rel: dict = {v: [] for v in singles}
     roll: dict = {v: [] for v in singles}
     for a in range(0, n, batch):
@@ -119,22 +124,15 @@ def vit_grid(model, seed: int, n: int, batch: int = 50) -> list[dict]:
     boxes = [g.box() for g in data.geometry]
     masks = np.stack([g.mask() for g in data.geometry])
     rows = []
-    for name, views in grids.items():
-        r = torch.stack([torch.cat(rel[v]) for v in views]).mean(0)
-        o = torch.stack([torch.cat(roll[v]) for v in views]).mean(0)
+    for name, (rel_views, roll_views) in grids.items():
+        r = torch.stack([torch.cat(rel[v]) for v in rel_views]).mean(0)
+        o = torch.stack([torch.cat(roll[v]) for v in roll_views]).mean(0)
         cells = {f"chefer x rollout^{w:g}": fuse(r, o, w) for w in VIT_WEIGHTS}
         cells["rollout"] = o
         for cell, maps in cells.items():
-            maps = _numpy(maps)[:, 0]
-            row = {
-                "seed": seed,
-                "views": name,
-                "map": cell,
-                "pointing": float(pointing_hits(maps, boxes).mean()),
-                "mass_ratio": float(mask_mass_ratio(maps, masks).mean()),
-            }
-            rows.append(row)
-            print(row, flush=True)
+            rows.append(
+                _row({"seed": seed, "views": name, "map": cell}, _numpy(maps)[:, 0], boxes, masks)
+            )
     return rows
 
 

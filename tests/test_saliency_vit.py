@@ -56,7 +56,7 @@ def test_maps_peak_on_the_shape(vit, data, method):
     assert maps.shape == (12, 64, 64) and maps.dtype == np.float32
     assert maps.min() >= 0.0 and np.allclose(maps.reshape(12, -1).max(1), 1.0)
     hits = pointing_hits(maps, [g.box() for g in data.geometry])
-    # measured on these 12 images: chefer-rollout 12, rollout 12, chefer 10
+    # chefer alone misses more often (it also lights up background patches the class token reads)
     assert hits.sum() >= (11 if method != "chefer" else 9), hits
 
 

@@ -13,8 +13,9 @@ rollout, and the two fused over views shifted by half a patch.
 - **chefer-rollout**: both maps min-max normalised and multiplied,
   chefer x rollout ** ``ROLLOUT_WEIGHT`` (a weighted geometric fusion, as ``layercam-fused`` fuses
   two ResNet stages: a patch counts where the prompt's gradients and the attention flow agree),
-  each averaged over four views of the input: as is and moved by half a patch down, right and
-  both (``VIEWS``). A ViT sees the image through a fixed patch grid (the bundled ViT: 8 x 8
+  rollout averaged over four views of the input: as is and moved by half a patch down, right
+  and both (``VIEWS``); Chefer's relevancy, which costs a backward pass per prompt and view, on
+  the input as is (``CHEFER_VIEWS``). A ViT sees the image through a fixed patch grid (the bundled ViT: 8 x 8
   cells of 8 px), so one view localises no finer than a patch; grids offset by half a patch
   sample the image at half the stride, the idea behind Amir et al.'s overlapping-patch dense ViT
   features ("Deep ViT Features as Dense Visual Descriptors", 2021), done here by moving the
@@ -46,7 +47,16 @@ from clipviz.models.saliency._registry import register
 from clipviz.models.saliency._tower import cosine_scores
 from clipviz.models.saliency._vit_attention import attention_grads, traced_forward
 
-__all__ = ["ROLLOUT_WEIGHT", "VIEWS", "View", "rollout", "chefer_relevancy", "view_maps", "fuse"]
+__all__ = [
+    "ROLLOUT_WEIGHT",
+    "VIEWS",
+    "CHEFER_VIEWS",
+    "View",
+    "rollout",
+    "chefer_relevancy",
+    "view_maps",
+    "fuse",
+]
 
 # exponent of the rollout map in the fused product (tuning seeds, see the module docstring)
 ROLLOUT_WEIGHT = 2.0
@@ -87,6 +97,9 @@ class View:
 # the input and its copies moved by half a patch down, right, and both: four patch grids
 # offset from one another, so together they localise at half the patch size
 VIEWS: tuple[View, ...] = (View(), View(shift=(0, 1)), View(shift=(1, 0)), View(shift=(1, 1)))
+# the views chefer-rollout takes Chefer's relevancy from (one backward per prompt each); rollout
+# needs no gradients, so it takes every view in VIEWS
+CHEFER_VIEWS: tuple[View, ...] = (View(),)
 
 
 def rollout(probs: list[Any]) -> Any:
@@ -181,13 +194,20 @@ def _numpy(maps: Any) -> np.ndarray:
 @register(
     "chefer-rollout",
     towers=("vit",),
-    summary="Chefer relevancy x attention rollout^2, averaged over half-patch shifts",
-    reference="Chefer et al., ICCV 2021; Abnar and Zuidema, ACL 2020; flip test-time "
-    "augmentation (Morbidelli et al., ICASSP 2020)",
+    summary="Chefer relevancy x attention rollout^2, rollout averaged over half-patch shifts",
+    reference="Chefer et al., ICCV 2021; Abnar and Zuidema, ACL 2020; half-stride patch "
+    "sampling as in Amir et al., 2021 (Deep ViT Features as Dense Visual Descriptors)",
 )
 def chefer_rollout_maps(model: Any, pixels: Any, targets: Any) -> np.ndarray:
     """(B, P, S, S) fused relevancy maps for ViT towers."""
-    rel, roll = view_maps(model, pixels, targets)
+    import torch
+
+    rel, roll = view_maps(model, pixels, targets, views=CHEFER_VIEWS)
+    rest = tuple(v for v in VIEWS if v not in CHEFER_VIEWS)
+    if rest:
+        with torch.no_grad():
+            _, roll_rest = view_maps(model, pixels, targets, views=rest, with_chefer=False)
+        roll = (len(CHEFER_VIEWS) * roll + len(rest) * roll_rest) / len(VIEWS)
     return _numpy(fuse(rel, roll, ROLLOUT_WEIGHT))
 
 
