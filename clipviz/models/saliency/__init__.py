@@ -34,8 +34,9 @@ def saliency(model: Any, image: Any, prompts: Any, *, method: str = "auto") -> n
     method : str
         ``"auto"`` (the measured best for the tower: ``AUTO``) or a name from
         :func:`list_methods`: ``"layercam-fused"``, ``"layercam"`` and ``"gradcam"`` (ResNet),
-        ``"grad-eclip"`` (ViT), and the baselines ``"grad-x-input"`` and ``"occlusion"`` (both
-        towers).
+        ``"chefer-rollout"``, ``"chefer"``, ``"rollout"`` (a baseline that ignores the prompt)
+        and ``"grad-eclip"`` (ViT), and the baselines ``"grad-x-input"`` and ``"occlusion"``
+        (both towers).
 
     Returns
     -------

@@ -13,13 +13,13 @@ __all__ = ["Method", "register", "get_method", "list_methods", "AUTO"]
 # (model wrapper, pixels (B, 3, S, S), targets (B, P, D) unit text vectors) -> (B, P, s, s) >= 0
 MapFn = Callable[[Any, Any, Any], np.ndarray]
 
-# ResNet: measured by benchmarks/saliency_quality.py on the bundled model (pointing game and
-# mass in mask, fresh shapes images; see benchmarks/results/saliency_quality.json):
-# layercam-fused beats layercam, gradcam, grad-x-input, occlusion and the centre prior; its
-# constants were tuned on other seeds (benchmarks/saliency_tuning.py). ViT: no trained ViT
-# to measure on yet, so the published CLIP-specific method; re-measure when clipviz-shapes-vit
-# lands. Change only with a new measurement.
-AUTO = {"resnet": "layercam-fused", "vit": "grad-eclip"}
+# Measured by benchmarks/saliency_quality.py on the bundled models (pointing game and mass in
+# mask, fresh shapes images; see benchmarks/results/saliency_quality.json). ResNet:
+# layercam-fused beats layercam, gradcam, grad-x-input, occlusion and the centre prior. ViT
+# (clipviz-shapes-vit): chefer-rollout beats chefer, rollout, grad-eclip, grad-x-input,
+# occlusion and the centre prior. Both fused methods' constants were tuned on other seeds
+# (benchmarks/saliency_tuning.py). Change only with a new measurement.
+AUTO = {"resnet": "layercam-fused", "vit": "chefer-rollout"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def register(name: str, towers: tuple[str, ...], summary: str, reference: str):
 def _load_all() -> None:
     # importing the method modules runs their @register lines
     from clipviz.models.saliency import (  # noqa: F401
+        attention_relevancy,
         grad_eclip,
         grad_x_input,
         gradcam,
