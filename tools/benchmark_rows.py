@@ -300,7 +300,8 @@ def reopen_row(results: Path) -> Row:
     measure = "reopen, cache warm, fresh kernel -> every pane drawn (`workbench_reopen.py`)"
     if d is None:
         return missing_row("workbench", measure, REOPEN_50K)
-    warm, first = d.get("reopen_cache_warm", {}), d.get("first_open_cache_empty", {})
+    warm = d.get("reopen_cache_warm") or {}
+    first = d.get("first_open_cache_empty") or {}  # None: a --reopen-only run
     kernel = warm.get("kernel") or {}
     return measured_row(
         "workbench",
