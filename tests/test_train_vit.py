@@ -206,3 +206,15 @@ def test_init_trained_beside_another_text_tower_is_refused(tiny_run, tmp_path):
     export(other, tmp_path / "m", model_cfg=cfg.model_cfg(), name=cfg.model_name())
     with pytest.raises(ValueError, match="another text tower"):
         build_student(cfg, load_teacher(cfg.teacher))
+
+
+def test_stop_after_stops_at_that_step_and_resumes_to_the_full_run(tiny_run, tmp_path):
+    _, full, _ = tiny_run
+    cfg = TrainConfig(steps=12, **TINY)
+    _, summary = train(cfg, tmp_path, stop_after=5, progress=False)
+    assert summary["steps_done"] == 5
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 5
+    resumed, summary = train(cfg, tmp_path, progress=False)
+    assert summary["resumed_from"] == 5 and summary["steps_done"] == 12
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k

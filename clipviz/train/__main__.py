@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop early once this many steps are done (the schedule stays that of --steps): "
+        "reproduces a run that --minutes stopped at that step",
+    )
     p.add_argument("--pairs", type=int, default=d.n_pairs, help="pre-generated training pairs")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     t0 = time.perf_counter()
-    model, summary = train(cfg, args.out, minutes=args.minutes)
+    model, summary = train(cfg, args.out, minutes=args.minutes, stop_after=args.stop_after)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     folder = Path(args.export) if args.export else Path(args.out) / "model"
     as_model = {"model_cfg": cfg.model_cfg(), "name": cfg.model_name()}
