@@ -130,3 +130,91 @@ def test_shipped_vit_loads_offline_and_scores_well_above_chance():
     assert acc["shape"] >= 0.3, acc
     assert acc["colour"] >= 0.95, acc
     assert acc["seen"] >= 0.3, acc
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_run, tmp_path_factory):
+    _, model, _ = tiny_run
+    cfg = TrainConfig(steps=12, **TINY)
+    folder = tmp_path_factory.mktemp("init") / "model"
+    meta = {
+        "command": "python -m clipviz.train --tiny",
+        "chain": ["python -m clipviz.train --tiny"],
+    }
+    return export(model, folder, meta=meta, model_cfg=cfg.model_cfg(), name=cfg.model_name())
+
+
+def test_init_from_starts_the_image_tower_from_the_exported_model(tiny_export):
+    from clipviz.train.data import PairData
+    from clipviz.train.distill import DistillStep
+
+    init, _, _ = load_exported(tiny_export)
+    ref = init.state_dict()
+    cfg = TrainConfig(steps=1, **{**TINY, "n_pairs": 64}, init_from=str(tiny_export.parent))
+    data = PairData(64, 0, shape_only=0.1, colour_only=0.04, processes=1)
+    student = DistillStep(cfg, data).model  # the weights the first step starts from
+    visual = {k: v for k, v in student.state_dict().items() if k.startswith("visual.")}
+    assert len(visual) > 10
+    for k, v in visual.items():
+        assert torch.equal(v, ref[k].float()), k
+    fresh = DistillStep(TrainConfig(steps=1, **{**TINY, "n_pairs": 64}), data).model
+    assert not torch.equal(fresh.visual.conv1.weight, student.visual.conv1.weight)
+    assert all(p.requires_grad for n, p in student.named_parameters() if n.startswith("visual."))
+
+
+def test_init_from_is_recorded_in_the_summary_and_the_export_chain(tiny_export, tmp_path):
+    from clipviz.train.__main__ import main
+
+    args = ["--arch", "vit", "--out", str(tmp_path), "--steps", "2", "--pairs", "128"]
+    args += ["--batch-size", "64", "--width", "64", "--layers", "2", "--eval-images", "0"]
+    assert main([*args, "--init-from", str(tiny_export)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["init_from"] == str(tiny_export)
+    meta = json.loads((tmp_path / "model" / "open_clip_config.json").read_text())["clipviz"]
+    assert meta["chain"][0] == "python -m clipviz.train --tiny"
+    assert meta["chain"][1] == meta["command"] and "--init-from" in meta["command"]
+
+
+def test_missing_or_incompatible_init_is_a_clear_error(tiny_export, tmp_path):
+    from clipviz.train.__main__ import main
+    from clipviz.train.distill import check_init
+
+    with pytest.raises(ValueError, match="neither a bundled model"):
+        check_init(TrainConfig(arch="vit", init_from=str(tmp_path / "nothing-here")))
+    # the tiny tower (width 64, 2 blocks) does not fit the default recipe's (128, 4)
+    with pytest.raises(ValueError, match="pass the same --patch/--width/--layers"):
+        check_init(TrainConfig(arch="vit", init_from=str(tiny_export)))
+    # the ResNet teacher is no ViT image tower
+    with pytest.raises(ValueError, match="has the image tower"):
+        check_init(TrainConfig(arch="vit", init_from="clipviz-shapes"))
+    out = str(tmp_path / "run")
+    assert main(["--arch", "vit", "--init-from", str(tiny_export), "--out", out]) == 2
+    assert main(["--init-from", str(tiny_export), "--out", out]) == 2  # resnet: no init
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_trained_beside_another_text_tower_is_refused(tiny_run, tmp_path):
+    import copy
+
+    from clipviz.train.distill import build_student, load_teacher
+
+    _, model, _ = tiny_run
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.text_projection.add_(1.0)
+    cfg = TrainConfig(steps=1, **TINY, init_from=str(tmp_path / "m"))
+    export(other, tmp_path / "m", model_cfg=cfg.model_cfg(), name=cfg.model_name())
+    with pytest.raises(ValueError, match="another text tower"):
+        build_student(cfg, load_teacher(cfg.teacher))
+
+
+def test_stop_after_stops_at_that_step_and_resumes_to_the_full_run(tiny_run, tmp_path):
+    _, full, _ = tiny_run
+    cfg = TrainConfig(steps=12, **TINY)
+    _, summary = train(cfg, tmp_path, stop_after=5, progress=False)
+    assert summary["steps_done"] == 5
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 5
+    resumed, summary = train(cfg, tmp_path, progress=False)
+    assert summary["resumed_from"] == 5 and summary["steps_done"] == 12
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k

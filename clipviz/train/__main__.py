@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--minutes", type=float, default=None, help="stop early after this wall time")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop early once this many steps are done (the schedule stays that of --steps): "
+        "reproduces a run that --minutes stopped at that step",
+    )
     p.add_argument("--pairs", type=int, default=d.n_pairs, help="pre-generated training pairs")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -72,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", type=int, default=d.vit_patch, help="vit only: patch size (px)")
     p.add_argument("--width", type=int, default=d.vit_width, help="vit only: tower width")
     p.add_argument("--layers", type=int, default=d.vit_layers, help="vit only: blocks")
+    p.add_argument(
+        "--init-from",
+        default="",
+        help="vit only: start the image tower from this exported model (a bundled name such as "
+        "clipviz-shapes-vit, or an exported folder / run folder holding model/) with a fresh "
+        "optimiser and schedule (default: a fresh tower)",
+    )
     p.add_argument("--warmup", type=float, default=d.warmup_frac, help="warm-up share of steps")
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument(
@@ -83,8 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _command() -> str:
-    return "python -m clipviz.train " + " ".join(sys.argv[1:])
+def _command(argv: list[str] | None = None) -> str:
+    return "python -m clipviz.train " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
+def _chain(cfg: TrainConfig, command: str) -> list[str]:
+    """Every command that led to this model, oldest first (the init model's chain, then ours)."""
+    earlier: list[str] = []
+    if cfg.init_from:
+        from clipviz.train.distill import init_meta
+
+        meta = init_meta(cfg.init_from)
+        earlier = list(meta.get("chain") or [meta.get("command", f"<unknown: {cfg.init_from}>")])
+    return [*earlier, command]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,27 +144,35 @@ def main(argv: list[str] | None = None) -> int:
         vit_patch=args.patch,
         vit_width=args.width,
         vit_layers=args.layers,
+        init_from=args.init_from,
     )
+    if cfg.init_from and cfg.arch != "vit":
+        print("error: --init-from is for --arch vit only", file=sys.stderr)
+        return 2
     if cfg.arch == "vit":
-        from clipviz.train.distill import teacher_folder
+        from clipviz.train.distill import check_init, teacher_folder
 
         try:
             teacher_folder(cfg.teacher)
+            if cfg.init_from:
+                check_init(cfg)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
     t0 = time.perf_counter()
-    model, summary = train(cfg, args.out, minutes=args.minutes)
+    model, summary = train(cfg, args.out, minutes=args.minutes, stop_after=args.stop_after)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     folder = Path(args.export) if args.export else Path(args.out) / "model"
     as_model = {"model_cfg": cfg.model_cfg(), "name": cfg.model_name()}
-    export(model, folder, meta={"training": summary, "command": _command()}, **as_model)
+    command = _command(argv)
+    meta = {"training": summary, "command": command, "chain": _chain(cfg, command)}
+    export(model, folder, meta=meta, **as_model)
     print(json.dumps(summary, indent=2))
     if args.eval_images:
         loaded, _, tokenizer = load_exported(folder)
         results = evaluate(loaded, tokenizer, n=args.eval_images)
         summary["zero_shot"] = results
-        export(model, folder, meta={"training": summary, "command": _command()}, **as_model)
+        export(model, folder, meta=meta, **as_model)
         print(format_table(results))
     print(f"exported to {folder}")
     return 0

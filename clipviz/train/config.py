@@ -78,6 +78,9 @@ class TrainConfig:
     vit_patch: int = 8
     vit_width: int = 128
     vit_layers: int = 4
+    # vit only: start the image tower from this exported model (bundled name or folder) instead
+    # of a fresh initialisation; the optimiser and the schedule still start afresh
+    init_from: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

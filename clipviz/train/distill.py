@@ -57,6 +57,95 @@ def teacher_folder(teacher: str) -> Path:
     return folder
 
 
+def init_folder(init_from: str) -> Path:
+    """The exported folder that ``--init-from`` names: a bundled name, a model or run folder.
+
+    Raises
+    ------
+    ValueError
+        Neither a bundled name, nor a folder holding ``open_clip_config.json``, nor a run
+        folder whose ``model/`` holds one.
+    """
+    from clipviz.models._bundled import BUNDLED, CONFIG_FILE
+
+    folder = BUNDLED.get(init_from, Path(init_from))
+    for candidate in (folder, folder / "model"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise ValueError(
+        f"--init-from {init_from!r} is neither a bundled model ({sorted(BUNDLED)}), nor an "
+        f"exported folder holding {CONFIG_FILE}, nor a run folder with model/{CONFIG_FILE}; pass "
+        "clipviz-shapes-vit or the model folder a ViT run exported."
+    )
+
+
+def init_meta(init_from: str) -> dict[str, Any]:
+    """The provenance (``"clipviz"`` key: command, chain) stored with the init model."""
+    import json
+
+    from clipviz.models._bundled import CONFIG_FILE
+
+    config = json.loads((init_folder(init_from) / CONFIG_FILE).read_text())
+    return config.get("clipviz") or {}
+
+
+def check_init(cfg: TrainConfig) -> Path:
+    """The init model's folder, checked to hold this recipe's image tower.
+
+    Raises
+    ------
+    ValueError
+        The folder is missing (see ``init_folder``) or its ``vision_cfg`` differs from the
+        recipe's (another patch size, width or depth).
+    """
+    import json
+
+    from clipviz.models._bundled import CONFIG_FILE
+
+    folder = init_folder(cfg.init_from)
+    theirs = json.loads((folder / CONFIG_FILE).read_text()).get("model_cfg", {})
+    ours = cfg.model_cfg()
+    if theirs.get("vision_cfg") != ours["vision_cfg"]:
+        raise ValueError(
+            f"--init-from {cfg.init_from!r} has the image tower {theirs.get('vision_cfg')}, but "
+            f"this run trains {ours['vision_cfg']}; pass the same --patch/--width/--layers as "
+            "the init model or another --init-from."
+        )
+    return folder
+
+
+def init_image_tower(student: Any, cfg: TrainConfig, teacher: Any) -> None:
+    """Copy the image tower of ``cfg.init_from`` into ``student`` (text side stays the teacher's).
+
+    Raises
+    ------
+    ValueError
+        The init model's tower does not fit (``check_init``), or it was trained beside another
+        text tower than the teacher's (its image embeddings would live in another space).
+    """
+    from clipviz.train.export import load_exported
+
+    init, _, _ = load_exported(check_init(cfg))
+    state = {k: v.float() for k, v in init.state_dict().items()}
+    ref = teacher.state_dict()
+    other = [k for k in ref if k.startswith(TEXT_PREFIXES) and not _same(state.get(k), ref[k])]
+    if other:
+        raise ValueError(
+            f"--init-from {cfg.init_from!r} was trained beside another text tower than the "
+            f"teacher {cfg.teacher!r} (differs in {other[:3]}); pass the teacher it was "
+            "distilled from."
+        )
+    student.load_state_dict(
+        {k: v for k, v in state.items() if k.startswith("visual.")}, strict=False
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    import torch
+
+    return a is not None and a.shape == b.shape and torch.equal(a.float(), b.float())
+
+
 def load_teacher(teacher: str) -> Any:
     """The teacher as a frozen open_clip model in eval mode (float32)."""
     from clipviz.train.export import load_exported
@@ -69,7 +158,9 @@ def load_teacher(teacher: str) -> Any:
 
 
 def build_student(cfg: TrainConfig, teacher: Any) -> Any:
-    """A fresh ViT model whose text side is the teacher's, copied and frozen.
+    """A ViT model whose text side is the teacher's, copied and frozen.
+
+    Its image tower is fresh, or ``cfg.init_from``'s.
 
     Raises
     ------
@@ -89,6 +180,8 @@ def build_student(cfg: TrainConfig, teacher: Any) -> Any:
             "text tower (the bundled clipviz-shapes has it)."
         )
     student.load_state_dict(text, strict=False)
+    if cfg.init_from:
+        init_image_tower(student, cfg, teacher)
     for name, p in student.named_parameters():
         if name.startswith(TEXT_PREFIXES):
             p.requires_grad_(False)

@@ -136,7 +136,12 @@ def resume(ckpt: Path, cfg: TrainConfig, model: Any, opt: Any) -> tuple[int, lis
 
 
 def train(
-    cfg: TrainConfig, out: str | os.PathLike, *, minutes: float | None = None, progress=True
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    minutes: float | None = None,
+    stop_after: int | None = None,
+    progress=True,
 ) -> tuple[Any, dict[str, Any]]:
     """Train (or resume from ``out/checkpoint.pt``) and return ``(model, summary)``.
 
@@ -148,6 +153,9 @@ def train(
         Run folder: checkpoint, ``log.json``.
     minutes : float, optional
         Stop early (with a checkpoint) after this much wall time.
+    stop_after : int, optional
+        Stop early (with a checkpoint) once this many steps are done, the schedule still that
+        of ``cfg.steps``: reproduces exactly a run that ``minutes`` stopped at that step.
     """
     import torch
     from tqdm.auto import tqdm
@@ -197,6 +205,7 @@ def train(
         )
         done = step + 1
         late = minutes is not None and time.perf_counter() - t0 > minutes * 60
+        late = late or (stop_after is not None and done >= stop_after)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or late:
             save_checkpoint(out, model, opt, done, cfg, log)
         if late:
