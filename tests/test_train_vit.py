@@ -125,11 +125,12 @@ def test_shipped_vit_loads_offline_and_scores_well_above_chance():
     assert cm.tokenizer.context_length == 16
     model, _, tokenizer = load_exported(FOLDER)
     acc = evaluate(model, tokenizer, n=300, seed=424_243, ensemble=False)["single"]
-    # chance: shape 17%, colour 12.5%, 48-way 2%; measured (500 images per set): shape 45%,
-    # colour 100%, seen 48%. Floors well above chance, below the measured values.
-    assert acc["shape"] >= 0.3, acc
-    assert acc["colour"] >= 0.95, acc
-    assert acc["seen"] >= 0.3, acc
+    # chance: shape 17%, colour 12.5%, 48-way 2%; the shipped model (H-full, 2,000 images per
+    # set): shape 98.6%, colour 100%, seen 99.8%. Floors a wrong or stale file would fail,
+    # with room for 300 images' noise.
+    assert acc["shape"] >= 0.93, acc
+    assert acc["colour"] >= 0.97, acc
+    assert acc["seen"] >= 0.93, acc
 
 
 @pytest.fixture(scope="module")
