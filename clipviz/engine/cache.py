@@ -22,13 +22,13 @@ import hashlib
 import io
 import os
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from clipviz._atomic import write_atomic
 from clipviz._cache_dir import CACHE_ENV, default_cache_dir, resolve_cache_dir
 
 __all__ = ["EmbeddingCache", "default_cache_dir", "resolve_cache_dir", "CACHE_ENV"]
@@ -220,19 +220,8 @@ class EmbeddingCache:
             return None
 
     def _write_atomic(self, data: bytes) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        final = self.dir / f"{hashlib.sha256(data).hexdigest()}{_SUFFIX}"
-        tmp = self.dir / f".{uuid.uuid4().hex}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return final
+        # temp name ".<final>.<uuid>.tmp": the stale-temp sweep's ".*.tmp" still finds it
+        return write_atomic(self.dir / f"{hashlib.sha256(data).hexdigest()}{_SUFFIX}", data)
 
     def _compact(self, read: list[Path], index: dict[bytes, np.ndarray]) -> None:
         """Merge the shards that were read into one: write the merged shard first, then remove
