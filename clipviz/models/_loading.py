@@ -1,13 +1,13 @@
 """load_model: any open_clip architecture and weights (tag, local file, hf-hub) or a bundled model.
 
 The model is built by ``open_clip.create_model_and_transforms``; this module adds what clipviz
-needs around it: name and tag checks with helpful errors, refusal of silent random weights,
-device and precision choice, safe checkpoint loading, and a key that identifies the vector space.
+needs around it: name and tag checks with helpful errors (``_names``), refusal of silent random
+weights, device and precision choice (``_device``), safe checkpoint loading, and a key that
+identifies the vector space.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from collections.abc import Callable
@@ -18,22 +18,24 @@ from clipviz.models import _bundled, _manifest
 from clipviz.models._build import create
 from clipviz.models._clip_model import ClipModel
 from clipviz.models._deferred import DeferredClipModel, manifest_of
+from clipviz.models._device import can_defer, checked_device, resolve_device
 from clipviz.models._errors import (
     BadWeightsError,
-    DeviceError,
-    InvalidModelNameError,
     ModelLoadError,
-    PrecisionError,
     RandomWeightsError,
-    UnknownModelError,
     UnknownPretrainedError,
     WeightsUnavailableError,
 )
+from clipviz.models._names import (
+    check_architecture,
+    check_name,
+    looks_like_file,
+    offline_message,
+    pretrained_tags,
+    random_weights_message,
+)
 
 __all__ = ["load_model", "list_models", "resolve_device"]
-
-PRECISIONS = ("fp32", "fp16", "bf16")
-_CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
 def list_models() -> list[tuple[str, str | None]]:
@@ -89,41 +91,28 @@ def load_model(
     -------
     ClipModel
     """
-    name = _check_name(name)
-    defer = defer and _can_defer(device, precision)
+    name = check_name(name)
+    defer = defer and can_defer(device, precision)
     if name in _bundled.BUNDLED:
         return _load_bundled(name, pretrained, device, precision, defer)
     if name.startswith("local-dir:"):
         return _load_local_dir(name, device, precision, cache_dir, defer)
     if name.startswith("hf-hub:"):
-        return _load_hub(name, _checked_device(device, precision), precision, cache_dir)
-    if pretrained is not None and _looks_like_file(os.fspath(pretrained)):
+        return _load_hub(name, checked_device(device, precision), precision, cache_dir)
+    if pretrained is not None and looks_like_file(os.fspath(pretrained)):
         return _load_file(name, os.fspath(pretrained), device, precision, defer)
     import torch
 
-    dev = _checked_device(device, precision)
-    arch = _check_architecture(name)
+    dev = checked_device(device, precision)
+    arch = check_architecture(name)
     if pretrained is None:
         if not allow_random:
-            raise RandomWeightsError(_random_message(arch))
+            raise RandomWeightsError(random_weights_message(arch))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # same "random" model in every process, so caches stay valid
             ident = f"random-init-seed0:{arch}"
             return create(arch, None, dev, precision, ident, cache_dir, source=None)
     return _load_tag(arch, os.fspath(pretrained), dev, precision, cache_dir)
-
-
-def _can_defer(device: Any, precision: str) -> bool:
-    """Device and precision whose checks need no torch and cannot fail later (no GPU needed)."""
-    return (str(device) in ("cpu", "auto") and precision == "fp32") or (
-        str(device) == "cpu" and precision == "bf16"
-    )
-
-
-def _checked_device(device: Any, precision: str) -> Any:
-    dev = resolve_device(device)
-    _check_precision(precision, dev)
-    return dev
 
 
 def _deferred_or_built(
@@ -155,86 +144,6 @@ def _deferred_or_built(
     return model
 
 
-def _check_name(name: Any) -> str:
-    if isinstance(name, (str, os.PathLike)):
-        text = os.fspath(name)
-        if isinstance(text, str) and text.strip():
-            return text
-    raise InvalidModelNameError(
-        f"load_model() needs a model name, got {name!r}: pass a bundled model "
-        f"({_bundled.bundled_names()[0]!r}, offline), an open_clip architecture with "
-        "pretrained= (e.g. load_model('ViT-B-32', pretrained='openai')), 'hf-hub:org/repo' "
-        "or 'local-dir:/path/to/folder'."
-    )
-
-
-def resolve_device(device: str | Any = "auto") -> Any:
-    """``"auto"`` -> CUDA if available, else MPS, else CPU; other values -> ``torch.device``."""
-    import torch
-
-    if str(device) != "auto":
-        try:
-            return torch.device(device)
-        except RuntimeError as err:
-            raise DeviceError(
-                f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'"
-            ) from err
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _check_precision(precision: str, dev: Any) -> None:
-    import torch
-
-    if precision not in PRECISIONS:
-        raise PrecisionError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
-    if precision == "fp16" and dev.type == "cpu":
-        raise PrecisionError(
-            "precision='fp16' needs a GPU (CUDA or MPS) but the device is the CPU; "
-            "use precision='fp32' (or 'bf16', which CPUs can run)"
-        )
-    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise PrecisionError(
-            f"this GPU ({torch.cuda.get_device_name(dev)}) does not support bf16; "
-            "use precision='fp16' or 'fp32'"
-        )
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device='cuda' but no CUDA GPU is available; use device='auto' or 'cpu'")
-
-
-def _check_architecture(name: str) -> str:
-    import open_clip
-
-    arch = name.replace("/", "-")  # open_clip accepts "ViT-B/32" this way
-    known = open_clip.list_models()
-    if arch in known:
-        return arch
-    candidates = [*_bundled.bundled_names(), *known]
-    lower = {c.lower(): c for c in candidates}
-    if arch.lower() in lower:  # a case slip: say which spelling exists
-        close = [lower[arch.lower()]]
-    else:
-        close = [lower[c] for c in difflib.get_close_matches(arch.lower(), lower, n=5, cutoff=0.5)]
-    hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownModelError(
-        f"unknown model {name!r}.{hint} See clipviz.models.list_models() for names with "
-        f"weights; {_bundled.bundled_names()[0]!r} is bundled and works offline."
-    )
-
-
-def _looks_like_file(pretrained: str) -> bool:
-    return (
-        os.path.exists(pretrained)
-        or os.sep in pretrained
-        or "/" in pretrained
-        or pretrained.lower().endswith(_CHECKPOINT_SUFFIXES)
-    )
-
-
 def _load_bundled(
     name: str, pretrained: Any, device: Any, precision: str, defer: bool
 ) -> ClipModel:
@@ -247,7 +156,7 @@ def _load_bundled(
     identity = f"file-sha256:{_file_sha256(weights)}"
 
     def build() -> ClipModel:
-        dev = _checked_device(device, precision)
+        dev = checked_device(device, precision)
         cfg = _bundled.register(name, config_path)
         pp = cfg.get("preprocess_cfg", {})
         extra = {
@@ -277,17 +186,17 @@ def _load_file(name: str, path: str, device: Any, precision: str, defer: bool) -
     p = Path(path).expanduser()
     arch = name.replace("/", "-")  # open_clip accepts "ViT-B/32" this way
     if not p.is_file():
-        arch = _check_architecture(name)
+        arch = check_architecture(name)
         raise UnknownPretrainedError(
             f"pretrained={path!r} looks like a file path but no such file exists; pass an "
             f"existing checkpoint (.safetensors, .pt, .bin) or a tag such as "
-            f"{_tags(arch)[:3] or ['openai']}"
+            f"{pretrained_tags(arch)[:3] or ['openai']}"
         )
     identity = f"file-sha256:{_file_sha256(p)}"
 
     def build() -> ClipModel:
-        dev = _checked_device(device, precision)
-        checked = _check_architecture(name)
+        dev = checked_device(device, precision)
+        checked = check_architecture(name)
         return create(checked, str(p), dev, precision, identity, None, source=str(p))
 
     parts = {"kind": "file", "name": arch, "weights": identity}
@@ -300,7 +209,7 @@ def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | No
     import open_clip
 
     if not open_clip.get_pretrained_cfg(arch, tag):
-        tags = _tags(arch)
+        tags = pretrained_tags(arch)
         shown = ", ".join(repr(t) for t in tags[:12]) + (
             f", ... ({len(tags)} in all)" if len(tags) > 12 else ""
         )
@@ -316,7 +225,7 @@ def _load_tag(arch: str, tag: str, dev: Any, precision: str, cache_dir: str | No
     except (RuntimeError, OSError) as err:
         if isinstance(err, ModelLoadError) and not isinstance(err, WeightsUnavailableError):
             raise
-        raise WeightsUnavailableError(_offline_message(arch, tag, err)) from err
+        raise WeightsUnavailableError(offline_message(arch, tag, err)) from err
 
 
 def _load_local_dir(
@@ -327,7 +236,7 @@ def _load_local_dir(
     identity = f"file-sha256:{_file_sha256(ckpt)}"
 
     def build() -> ClipModel:
-        dev = _checked_device(device, precision)
+        dev = checked_device(device, precision)
         try:
             return create(name, None, dev, precision, identity, cache_dir, source=str(ckpt))
         except ValueError as err:  # open_clip: an unreadable open_clip_config.json
@@ -350,7 +259,7 @@ def _load_hub(name: str, dev: Any, precision: str, cache_dir: str | None) -> Cli
     except (RuntimeError, OSError) as err:
         if isinstance(err, ModelLoadError) and not isinstance(err, WeightsUnavailableError):
             raise
-        raise WeightsUnavailableError(_offline_message(name, None, err)) from err
+        raise WeightsUnavailableError(offline_message(name, None, err)) from err
 
 
 # open_clip's preference order for a folder's checkpoint (factory._find_checkpoint_in_dir):
@@ -399,38 +308,3 @@ def _hf_revision(repo: str, cache_dir: str | None) -> str:
         download_pretrained_from_hf(repo, filename="open_clip_config.json", cache_dir=cache_dir)
     )
     return path.parent.name
-
-
-def _tags(arch: str) -> list[str]:
-    import open_clip
-
-    return list(open_clip.list_pretrained_tags_by_model(arch))
-
-
-def _random_message(arch: str) -> str:
-    tags = _tags(arch)
-    tag_hint = f"a tag ({', '.join(repr(t) for t in tags[:5])}{', ...' if len(tags) > 5 else ''})"
-    return (
-        f"load_model({arch!r}) was given no weights, and an untrained CLIP gives meaningless "
-        f"results. Pass pretrained= {tag_hint if tags else 'a checkpoint'} or a local file path, "
-        "use the bundled offline model load_model('clipviz-shapes'), or pass allow_random=True "
-        "if you really want random weights (e.g. for speed tests)."
-    )
-
-
-def _offline_message(name: str, tag: str | None, err: BaseException) -> str:
-    what = f"{name!r} with pretrained={tag!r}" if tag else f"{name!r}"
-    call = (
-        f"open_clip.create_model({name!r}, pretrained={tag!r})"
-        if tag
-        else (f"open_clip.create_model({name!r})")
-    )
-    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-    return (
-        f"could not fetch the weights for {what}: they are not in the local cache and could not "
-        f"be downloaded{offline}. To use them offline, run once on a machine with internet "
-        f'`python -c "import open_clip; {call}"` and copy the Hugging Face cache '
-        "(~/.cache/huggingface, or set HF_HOME), or download the checkpoint file and pass its "
-        "path as pretrained=. The bundled model needs no download: "
-        f"clipviz.load_model('clipviz-shapes'). (open_clip said: {str(err)[:300]})"
-    )
