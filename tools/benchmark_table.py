@@ -10,9 +10,9 @@ table sits between ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``
 A missing or unreadable result file gives rows saying "not measured" instead of old numbers.
 Each row states the value the JSON holds, the issue's target, a verdict computed from the two, the
 baseline measured in the same run and the load average the run recorded. The rows are built in
-``benchmark_rows.py`` (embedding, workbench, map), ``benchmark_rows_research.py`` (store,
-models) and ``benchmark_rows_analysis.py`` (saliency, comparison); ``benchmark_cells.py`` formats
-and compares.
+``benchmark_rows.py`` (embedding, workbench), ``benchmark_rows_map.py`` (map),
+``benchmark_rows_research.py`` (store, models) and ``benchmark_rows_analysis.py`` (saliency,
+comparison); ``benchmark_cells.py`` formats and compares.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import benchmark_rows
 import benchmark_rows_analysis
+import benchmark_rows_map
 import benchmark_rows_research
 from benchmark_cells import Row
 
@@ -40,7 +41,12 @@ COLUMNS = (
     "load during the run",
 )
 HEADER = "| " + " | ".join(COLUMNS) + " |\n" + "|" + " --- |" * len(COLUMNS)
-AREAS = benchmark_rows.AREAS + benchmark_rows_research.AREAS + benchmark_rows_analysis.AREAS
+AREAS = (
+    benchmark_rows.AREAS
+    + benchmark_rows_map.AREAS
+    + benchmark_rows_research.AREAS
+    + benchmark_rows_analysis.AREAS
+)
 
 
 def rows(results: Path = RESULTS) -> list[Row]:
