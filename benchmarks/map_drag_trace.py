@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import map_probes as probes  # noqa: E402
 import map_render as mr  # noqa: E402
 
 CATEGORIES = ["devtools.timeline", "v8", "blink", "gpu", "toplevel",
@@ -61,12 +62,12 @@ def summarise(events: list[dict]) -> dict[str, float]:
 def trace_drag(browser, make, n: int) -> dict[str, float]:
     xy, labels = mr.points(n)
     wp = mr.WidgetPage(browser, make(xy, labels), width=mr.WIDTH, height=mr.HEIGHT + 200,
-                       init_script=mr.PROBES.replace("1e12", str(n)))  # fmt: skip
+                       init_script=probes.PROBES.replace("1e12", str(n)))  # fmt: skip
     try:
         deadline = time.perf_counter() + 300
-        if not mr._wait(wp, "window.__bigFrames.length > 0", deadline):
+        if not probes.wait_for(wp, "window.__bigFrames.length > 0", deadline):
             raise TimeoutError(f"no full frame at {n}")
-        x, y = mr._centre(wp)
+        x, y = probes.centre(wp)
         wp.page.mouse.move(x, y)
         cdp = wp.page.context.new_cdp_session(wp.page)
         events: list[dict] = []
@@ -75,7 +76,7 @@ def trace_drag(browser, make, n: int) -> dict[str, float]:
         cdp.on("Tracing.tracingComplete", lambda e: done.append(True))
         cdp.send("Tracing.start", {"traceConfig": {"includedCategories": CATEGORIES},
                                    "transferMode": "ReportEvents"})  # fmt: skip
-        drag = mr._drag(wp, x - 90, y - 45, deadline)
+        drag = probes.drag(wp, x - 90, y - 45, deadline)
         cdp.send("Tracing.end")
         while not done and time.perf_counter() < deadline:
             wp.page.wait_for_timeout(100)

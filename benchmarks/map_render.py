@@ -3,8 +3,8 @@
 For 10k, 100k and 1M points (8 clusters, 8 categories) each widget is mounted in headless
 chromium (software GL: --disable-gpu) through the same kernel-less bridge
 (tests/browser/widget_bridge.py: the widget's real state and messages, base64 over CDP).
-Probes injected before any script wrap WebGL draw calls and run a requestAnimationFrame loop,
-so both libraries are timed the same way:
+Probes injected before any script (``map_probes.py``) wrap WebGL draw calls and run a
+requestAnimationFrame loop, so both libraries are timed the same way:
 
 - first render: from mounting (state serialised in Python) to the first frame after a draw call
   covering all N points;
@@ -57,20 +57,18 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
+from map_probes import PROBES, centre, drag, settle, wait_for, zoom_gesture, zoom_notches  # noqa: E402
 from widget_bridge import WidgetPage  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WIDTH, HEIGHT = 900, 520
-ZOOM_REPEATS = 5
 UMAP_WARMUP_S = 8.0
 UMAP_JOB = (  # a long fit, like the Workbench's background UMAP of a large collection
     "import numpy as np, umap; x = np.random.default_rng(0).normal(size=(30000, 64));"
     "umap.UMAP(n_epochs=2000, random_state=0).fit(x)"  # seeded, one thread, as projection.py
 )
-GESTURE_NOTCHES, GESTURE_PAUSE_MS = 10, 40
-FULL_FRAME_WAIT_S = 60.0
 CHOICE = (
     "regl-scatterplot vendored in clipviz's own anywidget, not jscatter.Scatter: both draw "
     "with regl-scatterplot 1.16.0, so per-frame costs match (ratios here are within the "
@@ -109,54 +107,6 @@ RATIO_KEYS = (
 )
 
 UMAP_RATIO_KEYS = ("drag_longest_frame_gap_s", "drag_full_frame_after_s")
-
-PROBES = """
-window.__frames = []; window.__big = []; window.__bigFrames = []; window.__minCount = 1e12;
-window.__anyFrames = []; window.__counts = []; window.__lastMove = 0;
-for (const type of ["wheel", "mousemove"]) {  // when the last camera-moving input was made
-  window.addEventListener(type, (e) => {
-    if (type === "wheel" || e.buttons & 1) window.__lastMove = e.timeStamp;
-  }, { capture: true, passive: true });
-}
-(function loop(t) { window.__frames.push(performance.now()); requestAnimationFrame(loop); })();
-const wrap = (gl) => {
-  if (!gl || gl.__probed) return gl;
-  gl.__probed = true;
-  const mark = (count) => {
-    if (count >= 1000) {  // a draw of the points (not the hovered one, not a line)
-      window.__counts.push([performance.now(), count]);
-      requestAnimationFrame(() => window.__anyFrames.push(performance.now()));
-    }
-    if (count >= window.__minCount) {
-      window.__big.push(performance.now());
-      window.__fullAfterMove = window.__fullAfterMove || [];
-      const input = window.__lastMove;
-      requestAnimationFrame(() => window.__fullAfterMove.push([input, performance.now()]));
-      requestAnimationFrame(() => window.__bigFrames.push(performance.now()));
-    }
-  };
-  const da = gl.drawArrays.bind(gl);
-  gl.drawArrays = (mode, first, count) => { da(mode, first, count); mark(count); };
-  const de = gl.drawElements.bind(gl);
-  gl.drawElements = (mode, count, type, offset) => { de(mode, count, type, offset); mark(count); };
-  const ext = gl.getExtension.bind(gl);
-  gl.getExtension = (name) => {
-    const e = ext(name);
-    if (e && name === "ANGLE_instanced_arrays" && !e.__probed) {
-      e.__probed = true;
-      const di = e.drawArraysInstancedANGLE.bind(e);
-      e.drawArraysInstancedANGLE = (m, f, c, n) => { di(m, f, c, n); mark(c * n); };
-    }
-    return e;
-  };
-  return gl;
-};
-const getContext = HTMLCanvasElement.prototype.getContext;
-HTMLCanvasElement.prototype.getContext = function (type, opts) {
-  const ctx = getContext.call(this, type, opts);
-  return type && type.startsWith("webgl") ? wrap(ctx) : ctx;
-};
-"""
 
 
 def points(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -202,132 +152,6 @@ def largest_message_bytes(widget) -> int:
     return largest
 
 
-def _wait(wp: WidgetPage, js: str, deadline: float) -> bool:
-    while time.perf_counter() < deadline:
-        wp.pump()
-        if wp.page.evaluate(js):
-            return True
-        wp.page.wait_for_timeout(50)
-    return False
-
-
-def _settle(wp: WidgetPage, deadline: float) -> float:
-    """Wait until no full draw happened for 0.5 s (at most 10 s); returns draws/s while idle."""
-    start = wp.page.evaluate("[performance.now(), window.__big.length]")
-    limit = min(deadline, time.perf_counter() + 10)
-    while time.perf_counter() < limit:
-        wp.page.wait_for_timeout(250)
-        if wp.page.evaluate("performance.now() - (window.__big.at(-1) || 0) > 500"):
-            break
-    end = wp.page.evaluate("[performance.now(), window.__big.length]")
-    return (end[1] - start[1]) / max(1e-3, (end[0] - start[0]) / 1000)
-
-
-def _centre(wp: WidgetPage) -> tuple[float, float]:
-    box = wp.page.evaluate(
-        "(() => { const cs = [...document.querySelectorAll('#root canvas')];"
-        "const c = cs.sort((a, b) => b.clientWidth * b.clientHeight - a.clientWidth * a.clientHeight)[0];"
-        "const r = c.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-    )
-    return float(box[0]), float(box[1])
-
-
-def _now(wp: WidgetPage) -> float:
-    return float(wp.page.evaluate("performance.now()"))
-
-
-def _first_after(wp: WidgetPage, array: str, t: float, deadline: float) -> float | None:
-    """Page time of the first entry of ``window.<array>`` after ``t`` (waits for it)."""
-    if not _wait(wp, f"window.{array}.some((f) => f > {t})", deadline):
-        return None
-    return float(wp.page.evaluate(f"Math.min(...window.{array}.filter((f) => f > {t}))"))
-
-
-def _full_after_last_move(wp: WidgetPage, deadline: float) -> float | None:
-    """Seconds from the last wheel or drag move to the first full frame drawn after it."""
-    js = ("(() => { const m = window.__lastMove; const f = (window.__fullAfterMove || [])"
-          ".find(([input]) => input >= m); return f ? f[1] - m : null; })()")  # fmt: skip
-    limit = min(deadline, time.perf_counter() + FULL_FRAME_WAIT_S)
-    while time.perf_counter() < limit:
-        wp.pump()
-        after = wp.page.evaluate(js)
-        if after is not None:
-            return float(after) / 1000
-        wp.page.wait_for_timeout(50)
-    return None
-
-
-def _longest_gap(wp: WidgetPage, start: float, stop: float) -> float:
-    js = f"window.__frames.filter((f) => f >= {start} && f <= {stop})"
-    frames = np.array(wp.page.evaluate(js))
-    return float(np.diff(frames).max() / 1000) if len(frames) > 1 else float("nan")
-
-
-def _zoom_notches(wp: WidgetPage, deadline: float) -> dict[str, float | list[float]]:
-    firsts, fulls = [], []
-    for _ in range(ZOOM_REPEATS):  # the median of a few: the machine is shared
-        _settle(wp, deadline)
-        before = _now(wp)
-        wp.page.mouse.wheel(0, -120)
-        full = _first_after(wp, "__bigFrames", before, deadline)
-        first = _first_after(wp, "__anyFrames", before, deadline)
-        if full is None or first is None:
-            raise TimeoutError("zoom redraw did not finish in time")
-        firsts.append((first - before) / 1000)
-        fulls.append((full - before) / 1000)
-    return {"zoom_first_frame_s": float(np.median(firsts)), "zoom_redraw_s": float(np.median(fulls)),
-            "zoom_first_frame_all_s": firsts, "zoom_redraw_all_s": fulls}  # fmt: skip
-
-
-def _zoom_gesture(wp: WidgetPage, deadline: float) -> dict[str, float]:
-    _settle(wp, deadline)
-    start = _now(wp)
-    for k in range(GESTURE_NOTCHES):
-        wp.page.mouse.wheel(0, -60 if k % 2 else 60)  # in and out: the view stays comparable
-        wp.page.wait_for_timeout(GESTURE_PAUSE_MS)
-    last = _now(wp)
-    after = _full_after_last_move(wp, deadline)
-    if after is None:
-        raise TimeoutError("zoom gesture: no full frame in time")
-    full = float(wp.page.evaluate("window.__lastMove")) + after * 1000
-    return {"zoom_gesture_longest_frame_gap_s": _longest_gap(wp, start, last),
-            "zoom_gesture_longest_frame_gap_incl_full_s": _longest_gap(wp, start, max(full, last)),
-            "zoom_gesture_full_frame_after_s": after,
-            "zoom_gesture_points_drawn_max": _most_drawn(wp, start, last)}  # fmt: skip
-
-
-def _drag(wp: WidgetPage, x: float, y: float, deadline: float) -> dict[str, float]:
-    _settle(wp, deadline)
-    wp.page.mouse.move(x, y)
-    start = _now(wp)
-    t1 = time.perf_counter()
-    wp.page.mouse.down()
-    for k in range(1, 31):
-        wp.page.mouse.move(x + 6 * k, y + 3 * k)
-        if time.perf_counter() > deadline:
-            raise TimeoutError("drag-pan did not finish in time")
-    last = _now(wp)
-    wp.page.mouse.up()
-    wp.page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    out = {"drag_pan_s": time.perf_counter() - t1}
-    after = _full_after_last_move(wp, deadline)
-    if after is None:
-        raise TimeoutError("drag-pan: no full frame in time")
-    full = float(wp.page.evaluate("window.__lastMove")) + after * 1000
-    out["drag_longest_frame_gap_s"] = _longest_gap(wp, start, last)
-    out["drag_longest_frame_gap_incl_release_s"] = _longest_gap(wp, start, max(full, last))
-    out["drag_full_frame_after_s"] = after
-    out["points_drawn_while_moving_max"] = _most_drawn(wp, start, last)
-    return out
-
-
-def _most_drawn(wp: WidgetPage, start: float, stop: float) -> int:
-    """The most points one draw call covered between ``start`` and ``stop`` (page times)."""
-    js = f"window.__counts.filter(([t]) => t >= {start} && t <= {stop}).map(([, c]) => c)"
-    counts = wp.page.evaluate(js)
-    return int(max(counts)) if counts else 0
-
-
 @contextlib.contextmanager
 def _umap_in_background() -> Iterator[None]:
     """A UMAP fit in another process for the block's duration: the kernel's background work."""
@@ -353,19 +177,19 @@ def measure(
     wp = WidgetPage(browser, widget, width=WIDTH, height=HEIGHT + 200,
                     init_script=PROBES.replace("1e12", str(n)))  # fmt: skip
     try:
-        if not _wait(wp, "window.__bigFrames.length > 0", deadline):
+        if not wait_for(wp, "window.__bigFrames.length > 0", deadline):
             return {"status": f"no full frame within {timeout:.0f} s"}
         out["first_render_s"] = time.perf_counter() - t0
-        x, y = _centre(wp)
+        x, y = centre(wp)
         wp.page.mouse.move(x, y)
-        out["idle_full_draws_per_s"] = _settle(wp, deadline)
+        out["idle_full_draws_per_s"] = settle(wp, deadline)
         try:
-            out |= _zoom_notches(wp, deadline)
-            out |= _zoom_gesture(wp, deadline)
-            out |= _drag(wp, x - 90, y - 45, deadline)
+            out |= zoom_notches(wp, deadline)
+            out |= zoom_gesture(wp, deadline)
+            out |= drag(wp, x - 90, y - 45, deadline)
             if with_umap:
                 with _umap_in_background():
-                    busy = _drag(wp, x - 90, y - 45, deadline)
+                    busy = drag(wp, x - 90, y - 45, deadline)
                 out |= {f"umap_{k}": v for k, v in busy.items()}
         except TimeoutError as e:
             return out | {"status": str(e)}
