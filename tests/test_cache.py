@@ -1,8 +1,10 @@
-"""The embedding disk cache: hits, misses, renames, edits, atomic shards, two writers, kill -9."""
+"""The embedding disk cache: hits, misses, renames, edits, atomic shards, two writers, kill -9.
+
+Damaged, unreadable and read-only caches: test_cache_faults.py.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -12,51 +14,28 @@ import time
 
 import numpy as np
 import pytest
+from cache_helpers import Counting, embed, shapes_folder
 from PIL import Image
 
 import clipviz.datasets
-from clipviz.engine import EmbeddingCache, ImageSet, embed_images
+from clipviz.engine import EmbeddingCache, ImageSet
 from clipviz.engine.cache import resolve_cache_dir
-
-
-class Counting:
-    """The real model, counting the images it encodes; can raise Ctrl-C at a chosen batch."""
-
-    def __init__(self, model, interrupt_at: int | None = None):
-        self.model, self.info, self.preprocess = model, model.info, model.preprocess
-        self.encoded = 0
-        self.batches = 0
-        self.interrupt_at = interrupt_at
-
-    def encode_images(self, pixels):
-        if self.batches == self.interrupt_at:
-            raise KeyboardInterrupt
-        self.batches += 1
-        self.encoded += len(pixels)
-        return self.model.encode_images(pixels)
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imgs")
-    for i, img in enumerate(clipviz.datasets.shapes(24, seed=5).images):
-        img.save(root / f"{i:02d}.png")
-    return root
-
-
-def _embed(model, images, cache, batch_size=4):
-    return embed_images(model, images, batch_size=batch_size, cache=cache, progress=False)
+    return shapes_folder(tmp_path_factory.mktemp("imgs"))
 
 
 def test_second_run_hits_and_is_identical(shapes_model, folder, tmp_path):
     m = Counting(shapes_model)
-    first = _embed(m, folder, tmp_path)
+    first = embed(m, folder, tmp_path)
     assert m.encoded == 24
-    second = _embed(m, folder, tmp_path)
+    second = embed(m, folder, tmp_path)
     assert m.encoded == 24  # nothing re-encoded
     np.testing.assert_array_equal(first.vectors, second.vectors)
     assert first.ids == second.ids
-    fresh = _embed(shapes_model, folder, False)
+    fresh = embed(shapes_model, folder, False)
     diff = np.abs(fresh.vectors - first.vectors).max()
     assert 0 < diff < 2e-3  # cached vectors are fp16: equal to fp32 up to fp16 precision
     np.testing.assert_allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-6)
@@ -68,10 +47,10 @@ def test_rename_is_a_hit_and_edit_is_a_miss(shapes_model, folder, tmp_path):
     for p in sorted(folder.glob("*.png"))[:6]:
         (work / p.name).write_bytes(p.read_bytes())
     m = Counting(shapes_model)
-    before = _embed(m, work, tmp_path / "c")
+    before = embed(m, work, tmp_path / "c")
     os.rename(work / "00.png", work / "renamed.png")
     Image.new("RGB", (64, 64), "purple").save(work / "01.png")  # edited in place
-    after = _embed(m, work, tmp_path / "c")
+    after = embed(m, work, tmp_path / "c")
     assert m.encoded == 6 + 1  # only the edited file
     i_old, i_new = before.ids.index("00.png"), after.ids.index("renamed.png")
     np.testing.assert_array_equal(before.vectors[i_old], after.vectors[i_new])
@@ -79,14 +58,14 @@ def test_rename_is_a_hit_and_edit_is_a_miss(shapes_model, folder, tmp_path):
 
 
 def test_models_do_not_share_vectors(shapes_model, folder, tmp_path):
-    _embed(shapes_model, folder, tmp_path)
+    embed(shapes_model, folder, tmp_path)
     other = EmbeddingCache(tmp_path, "0" * 64, shapes_model.dim)
     assert other.load() == {}
     assert len(EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim).load()) == 24
 
 
 def test_shards_are_atomic_npy_without_pickles(shapes_model, folder, tmp_path):
-    _embed(shapes_model, folder, tmp_path, batch_size=10)
+    embed(shapes_model, folder, tmp_path, batch_size=10)
     store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
     shards = sorted(store.dir.glob("*.npy"))
     assert len(shards) == 3 and not list(store.dir.glob(".*"))  # no temp files left
@@ -97,7 +76,7 @@ def test_shards_are_atomic_npy_without_pickles(shapes_model, folder, tmp_path):
     shards[0].write_bytes(b"\x93NUMPY garbage")
     m = Counting(shapes_model)
     with pytest.warns(UserWarning, match="is damaged"):
-        _embed(m, folder, tmp_path, batch_size=10)
+        embed(m, folder, tmp_path, batch_size=10)
     assert 0 < m.encoded <= 10
     newest = max(store.dir.glob("*.npy"), key=os.path.getmtime)
     assert len(np.load(newest, allow_pickle=False)) == m.encoded
@@ -107,20 +86,20 @@ def test_many_shards_are_compacted(shapes_model, folder, tmp_path, monkeypatch):
     import clipviz.engine.cache as cache_mod
 
     monkeypatch.setattr(cache_mod, "_COMPACT_OVER", 3)
-    first = _embed(shapes_model, folder, tmp_path, batch_size=2)  # 12 shards
+    first = embed(shapes_model, folder, tmp_path, batch_size=2)  # 12 shards
     store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
     assert len(store.load()) == 24
     assert len(list(store.dir.glob("*.npy"))) == 1
-    np.testing.assert_array_equal(_embed(shapes_model, folder, tmp_path).vectors, first.vectors)
+    np.testing.assert_array_equal(embed(shapes_model, folder, tmp_path).vectors, first.vectors)
 
 
 def test_ctrl_c_keeps_finished_batches(shapes_model, folder, tmp_path):
     m = Counting(shapes_model, interrupt_at=3)
     with pytest.raises(KeyboardInterrupt):
-        _embed(m, folder, tmp_path)
+        embed(m, folder, tmp_path)
     assert m.encoded == 12
     rest = Counting(shapes_model)
-    emb = _embed(rest, folder, tmp_path)
+    emb = embed(rest, folder, tmp_path)
     assert rest.encoded == 12 and len(emb) == 24
 
 
@@ -170,9 +149,9 @@ def test_kill_9_mid_run_then_resume(shapes_model, folder, tmp_path):
     kept = len(store.load())
     assert 6 <= kept < 24, proc.stderr.read()
     m = Counting(shapes_model)
-    emb = _embed(m, folder, tmp_path)
+    emb = embed(m, folder, tmp_path)
     assert m.encoded == 24 - kept and len(emb) == 24
-    fresh = _embed(shapes_model, folder, False)
+    fresh = embed(shapes_model, folder, False)
     np.testing.assert_allclose(emb.vectors, fresh.vectors, atol=2e-3)
 
 
@@ -183,10 +162,10 @@ def test_two_processes_share_one_cache(shapes_model, folder, tmp_path):
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0 and "done" in out, err
     m = Counting(shapes_model)
-    emb = _embed(m, folder, tmp_path)
+    emb = embed(m, folder, tmp_path)
     assert m.encoded == 0 and len(emb) == 24
     ImageSet.from_folder(folder)  # the folder is untouched
-    np.testing.assert_allclose(emb.vectors, _embed(shapes_model, folder, False).vectors, atol=2e-3)
+    np.testing.assert_allclose(emb.vectors, embed(shapes_model, folder, False).vectors, atol=2e-3)
 
 
 def test_unchanged_old_files_are_not_even_read_again(shapes_model, folder, tmp_path, monkeypatch):
@@ -205,190 +184,15 @@ def test_unchanged_old_files_are_not_even_read_again(shapes_model, folder, tmp_p
     original = s.read_raw
     s.read_raw = lambda i: reads.append(i) or original(i)
     m = Counting(shapes_model)
-    first = _embed(m, s, tmp_path / "c")
+    first = embed(m, s, tmp_path / "c")
     assert len(reads) == 4
-    second = _embed(m, s, tmp_path / "c")
+    second = embed(m, s, tmp_path / "c")
     assert len(reads) == 4 and m.encoded == 4  # stat says unchanged: no read, no encode
     np.testing.assert_array_equal(first.vectors, second.vectors)
     Image.new("RGB", (64, 64), "orange").save(work / s.ids[2])  # edited: new mtime
-    third = _embed(m, s, tmp_path / "c")
+    third = embed(m, s, tmp_path / "c")
     assert reads[4:] == [2] and m.encoded == 5
     assert not np.allclose(third.vectors[2], first.vectors[2])
-
-
-# ---- damaged shards (issue 8, items 3 and 12) ---------------------------------------------
-def _one_shard(model, folder, cache):
-    first = _embed(model, folder, cache, batch_size=24)
-    store = EmbeddingCache(cache, model.key, model.dim)
-    (shard,) = store.dir.glob("*.npy")
-    return first, store, shard
-
-
-def _payload(shard):
-    """(header length, records) of a shard as written."""
-    records = np.load(shard, allow_pickle=False)
-    return shard.stat().st_size - records.nbytes, records
-
-
-def _rewrite(shard, records, start):
-    head = shard.read_bytes()[:start]
-    shard.write_bytes(head + records.tobytes())
-
-
-def _damage_random_rows(records, rng):
-    records["vector"][3] = rng.standard_normal(records["vector"].shape[1]).astype(np.float16)
-    return "random"
-
-
-def _damage_nan_row(records, rng):
-    records["vector"][5] = np.nan
-    return "nan"
-
-
-def _damage_zero_row(records, rng):
-    records["vector"][7] = 0
-    return "zero"
-
-
-def _damage_swapped_rows(records, rng):
-    records["vector"][[0, 1]] = records["vector"][[1, 0]]
-    return "swap"
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [_damage_random_rows, _damage_nan_row, _damage_zero_row, _damage_swapped_rows, "bit"],
-)
-def test_a_damaged_payload_is_detected_and_re_embedded(shapes_model, folder, tmp_path, damage):
-    first, store, shard = _one_shard(shapes_model, folder, tmp_path)
-    start, records = _payload(shard)
-    if damage == "bit":
-        data = bytearray(shard.read_bytes())
-        data[start + 40 + 5] ^= 0x01  # one bit of row 0's vector
-        shard.write_bytes(bytes(data))
-    else:
-        damage(records, np.random.default_rng(0))
-        _rewrite(shard, records, start)
-    m = Counting(shapes_model)
-    with pytest.warns(UserWarning, match="damaged"):
-        again = _embed(m, folder, tmp_path, batch_size=24)
-    assert m.encoded == 24  # the whole shard was dropped and its images embedded again
-    np.testing.assert_array_equal(again.vectors, first.vectors)
-    assert np.isfinite(again.vectors).all()
-    assert (shard.parent / f".corrupt-{shard.name}").exists()  # set aside for inspection
-    # the re-embedded batch is the same content, so it lands under the same (checksum) name
-    assert hashlib.sha256(shard.read_bytes()).hexdigest() == shard.stem
-
-
-def test_a_header_declaring_10_10_rows_costs_nothing(shapes_model, folder, tmp_path):
-    first, store, shard = _one_shard(shapes_model, folder, tmp_path)
-    text = shard.read_bytes()
-    header = text[:128].replace(b"(24,)", b"(10000000000,)".ljust(5))
-    lie = shard.with_name("f" * 64 + ".npy")
-    lie.write_bytes(header + text[128:])  # same length: header and payload, a lying shape
-    m = Counting(shapes_model)
-    with pytest.warns(UserWarning, match="declares 10000000000 records"):
-        again = _embed(m, folder, tmp_path, batch_size=24)
-    assert m.encoded == 0  # the good shard still serves every image
-    np.testing.assert_array_equal(again.vectors, first.vectors)
-
-
-def test_unit_rows_only_even_with_a_valid_checksum(shapes_model, folder, tmp_path):
-    """A shard that is intact but holds a NaN row (e.g. broken weights) serves no NaN."""
-    store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
-    good = np.eye(shapes_model.dim, dtype=np.float16)[:2]
-    bad = np.full((1, shapes_model.dim), np.nan, np.float16)
-    store.write([b"a" * 32, b"b" * 32, b"c" * 32], np.concatenate([good, bad]))
-    with pytest.warns(UserWarning, match="not finite unit vectors"):
-        index = store.load()
-    assert sorted(index) == [b"a" * 32, b"b" * 32]
-
-
-def test_compaction_never_deletes_a_shard_it_could_not_read(
-    shapes_model, folder, tmp_path, monkeypatch
-):
-    import builtins
-    import errno
-
-    import clipviz.engine.cache as cache_mod
-
-    monkeypatch.setattr(cache_mod, "_COMPACT_OVER", 3)
-    _embed(shapes_model, folder, tmp_path, batch_size=4)  # 6 shards, not yet compacted
-    store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
-    shards = sorted(store.dir.glob("*.npy"))
-    assert len(shards) == 6
-    flaky = str(shards[2])
-    real_open = builtins.open
-
-    def open_with_eio(file, *args, **kwargs):  # a transient I/O error on one shard
-        if str(file) == flaky:
-            raise OSError(errno.EIO, "Input/output error", flaky)
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", open_with_eio)
-    with pytest.warns(UserWarning, match="unreadable cache shard"):
-        index = store.load()
-    monkeypatch.setattr(builtins, "open", real_open)
-    assert len(index) == 20 and os.path.exists(flaky)  # merged the 5 it read, kept the 6th
-    assert len(list(store.dir.glob("*.npy"))) == 2
-    assert len(store.load()) == 24  # read once the error is gone: nothing was lost
-
-
-# ---- read-only cache (item 13) ---------------------------------------------------------------
-@pytest.fixture
-def make_readonly():
-    """Make a folder unwritable: chmod for a normal user, ``chattr +i`` for root."""
-    frozen = []
-
-    def freeze(path):
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o555)
-        if _writable(path):
-            if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
-                pytest.skip("cannot make a folder read-only here (root without chattr)")
-            frozen.append(path)
-        return path
-
-    yield freeze
-    for path in frozen:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
-def _writable(path) -> bool:
-    probe = path / ".probe"
-    try:
-        probe.write_bytes(b"")
-    except OSError:
-        return False
-    probe.unlink()
-    return True
-
-
-def test_empty_read_only_cache_warns_once_and_embeds(shapes_model, folder, tmp_path, make_readonly):
-    cache = make_readonly(tmp_path / "ro")
-    with pytest.warns(UserWarning, match="cannot write to the embedding cache") as record:
-        emb = _embed(shapes_model, folder, cache, batch_size=4)
-    assert len(emb) == 24 and emb.counts.encoded == 24
-    assert sum("cannot write" in str(w.message) for w in record) == 1
-    np.testing.assert_allclose(emb.vectors, _embed(shapes_model, folder, False).vectors, atol=2e-3)
-
-
-def test_full_read_only_cache_is_read_without_compacting(
-    shapes_model, folder, tmp_path, make_readonly, monkeypatch
-):
-    import clipviz.engine.cache as cache_mod
-
-    monkeypatch.setattr(cache_mod, "_COMPACT_OVER", 1000)
-    first = _embed(shapes_model, folder, tmp_path, batch_size=2)  # 12 shards
-    store = EmbeddingCache(tmp_path, shapes_model.key, shapes_model.dim)
-    make_readonly(store.dir)
-    monkeypatch.setattr(cache_mod, "_COMPACT_OVER", 3)
-    m = Counting(shapes_model)
-    with pytest.warns(UserWarning, match="cannot write to the embedding cache"):
-        again = _embed(m, folder, tmp_path)
-    assert m.encoded == 0 and again.counts.from_cache == 24
-    np.testing.assert_array_equal(again.vectors, first.vectors)
-    assert len(list(store.dir.glob("*.npy"))) == 12
 
 
 # ---- the in-process file memo (item 4) and honest counts (item 8) ---------------------------
@@ -412,7 +216,7 @@ def test_rewrite_in_place_with_restored_mtime_is_a_miss(shapes_model, tmp_path, 
     os.utime(path, (hour_ago, hour_ago))
     time.sleep(0.1)  # past the racy window (the ctime is now)
     m = Counting(shapes_model)
-    first = _embed(m, [path], tmp_path / "c")
+    first = embed(m, [path], tmp_path / "c")
     before = path.stat()
     with open(path, "r+b") as f:  # rewritten in place: same inode
         f.write(new)
@@ -423,7 +227,7 @@ def test_rewrite_in_place_with_restored_mtime_is_a_miss(shapes_model, tmp_path, 
         before.st_size,
         before.st_mtime_ns,
     )
-    again = _embed(m, [path], tmp_path / "c")
+    again = embed(m, [path], tmp_path / "c")
     assert m.encoded == 2
     truth = shapes_model.encode_pil([Image.open(io.BytesIO(new)).convert("RGB")])
     np.testing.assert_allclose(again.vectors, truth, atol=2e-3)
@@ -437,10 +241,10 @@ def test_counts_are_honest_about_duplicates(shapes_model, folder, tmp_path):
         (work / p.name).write_bytes(p.read_bytes())
     (work / "copy.png").write_bytes((work / "00.png").read_bytes())  # same content
     m = Counting(shapes_model)
-    first = _embed(m, work, tmp_path / "c", batch_size=2)
+    first = embed(m, work, tmp_path / "c", batch_size=2)
     assert first.counts.encoded == m.encoded == 4
     assert (first.counts.from_cache, first.counts.duplicates) == (0, 1)
-    second = _embed(m, work, tmp_path / "c", batch_size=2)
+    second = embed(m, work, tmp_path / "c", batch_size=2)
     assert (second.counts.encoded, second.counts.from_cache, second.counts.duplicates) == (0, 5, 0)
 
 
