@@ -19,8 +19,12 @@ import numpy as np
 
 from clipviz.compute import _projection_cache as pcache
 from clipviz.compute import _projection_scale as scale
+from clipviz.compute._projection_fit import center_each, pca_axes, umap_layout, unit_rows
 from clipviz.compute.types import ImageEmbeddings, PromptEmbeddings
 from clipviz.compute.zeroshot import _check_compatible, _vectors
+
+# the workbench's UMAP child process (app/projection.py) and the tests import it by this name
+_umap = umap_layout
 
 METHODS = ("umap", "pca")
 _MIN_UMAP_POINTS = 5  # below this UMAP's spectral layout fails; PCA is used instead
@@ -28,7 +32,6 @@ _MIN_UMAP_POINTS = 5  # below this UMAP's spectral layout fails; PCA is used ins
 # each holds its training data and graph, so keep few. The workbench fits in a thread: lock.
 _REDUCERS: OrderedDict[str, Any] = OrderedDict()
 _MAX_REDUCERS = 2
-_PCA_MAX_ROWS = 20_000
 _REDUCERS_LOCK = threading.Lock()
 
 
@@ -144,7 +147,7 @@ def center_modalities(
     ValueError
         Fewer than two vectors in a modality (its centered vector would be zero).
     """
-    img, txt, _ = _center(
+    img, txt, _ = center_each(
         np.asarray(image_vectors, np.float32), np.asarray(prompt_vectors, np.float32)
     )
     return img, txt
@@ -231,7 +234,7 @@ def project(
         params["max_fit_points"] = int(max_fit_points)
     means = None
     if center:
-        img_fit, txt_fit, means = _center(img, txt)
+        img_fit, txt_fit, means = center_each(img, txt)
     else:
         img_fit, txt_fit = img, txt
     folder = pcache.resolve_dir(cache, cache_dir)
@@ -248,7 +251,7 @@ def project(
         reducers: list[Any] = []
 
         def fit_here(x: np.ndarray) -> np.ndarray:  # in this process: keep the fitted model
-            xy, reducer = _umap(x, params)
+            xy, reducer = umap_layout(x, params)
             reducers.append(reducer)
             return xy
 
@@ -305,7 +308,7 @@ def _from_stored(
 
 def _fit_pca(img: np.ndarray, txt: np.ndarray, means: Any) -> _Fit:
     """Linear 2-D map of images and prompts, without stacking or centering an (N, D) copy."""
-    mean, comps = _pca(img, txt)
+    mean, comps = pca_axes(img, txt)
     shift = mean @ comps.T
     xy = np.empty((len(img) + len(txt), 2), np.float32)
     np.subtract(img @ comps.T, shift, out=xy[: len(img)])
@@ -313,68 +316,6 @@ def _fit_pca(img: np.ndarray, txt: np.ndarray, means: Any) -> _Fit:
     fit = _Fit(txt[:0], xy, means, pca=(mean, comps))
     fit.layout = xy
     return fit
-
-
-def _pca(img: np.ndarray, txt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-2 principal axes: (mean (D,), components (2, D)), sign-stable.
-
-    Exact up to ``_PCA_MAX_ROWS`` images; above, the axes come from a seeded sample of that
-    many images plus every prompt (random rows give the axes of the whole to ~1e-2; the
-    full covariance took 0.5 s at 1M x 128 alone and 8 s at 100k on a loaded 2-core machine).
-    The axes are the top eigenvectors of the D x D covariance (what sklearn's "covariance_eigh"
-    solver computes, with its sign rule: each axis's largest entry positive), in numpy: importing
-    sklearn for it cost 1-2 s on a quiet machine and up to a minute under load.
-    """
-    rows = scale.sample_indices(len(img), _PCA_MAX_ROWS, 0)
-    x = np.vstack([img[rows] if len(rows) < len(img) else img, txt]).astype(np.float64)
-    mean = x.mean(axis=0)
-    x -= mean
-    n_comp = min(2, *x.shape)
-    _, vectors = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
-    axes = vectors[:, ::-1][:, :n_comp].T  # largest eigenvalue first
-    signs = np.sign(axes[np.arange(n_comp), np.abs(axes).argmax(axis=1)])
-    comps = np.zeros((2, x.shape[1]), np.float32)
-    comps[:n_comp] = axes * np.where(signs == 0, 1.0, signs)[:, None]
-    return mean.astype(np.float32), comps
-
-
-def _umap(x: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, Any]:
-    import umap  # lazily: heavy import plus numba compilation
-
-    seed = params["seed"]
-    reducer = umap.UMAP(
-        n_components=2,
-        n_neighbors=min(params["n_neighbors"], len(x) - 1),
-        min_dist=params["min_dist"],
-        metric=params["metric"],
-        random_state=seed,
-        transform_seed=seed if seed is not None else 42,
-        n_jobs=1 if seed is not None else -1,
-    )
-    with warnings.catch_warnings():
-        # umap warns that random_state forces one thread: that is the point of a seed
-        warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
-        xy = reducer.fit_transform(x)
-    return np.asarray(xy, dtype=np.float32), reducer
-
-
-def _center(
-    img: np.ndarray, txt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    for arr, what in [(img, "image"), (txt, "prompt")]:
-        if arr.ndim != 2 or len(arr) < 2:
-            raise ValueError(
-                f"Centering the modalities needs at least two {what} vectors, got "
-                f"{len(arr) if arr.ndim == 2 else arr.shape}: one vector minus its own mean is "
-                "zero. Add more, or use center=False."
-            )
-    means = (img.mean(axis=0), txt.mean(axis=0))
-    return _unit(img - means[0]), _unit(txt - means[1]), means
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
 
 
 def _prepare_new(vectors: np.ndarray, fit: _Fit, modality: str) -> np.ndarray:
@@ -386,9 +327,9 @@ def _prepare_new(vectors: np.ndarray, fit: _Fit, modality: str) -> np.ndarray:
             f"transform() needs (M, {dim}) vectors from the model this map was made with, "
             f"got shape {np.shape(vectors)}."
         )
-    v = _unit(v)
+    v = unit_rows(v)
     if fit.means is not None:
-        v = _unit(v - fit.means[0 if modality == "image" else 1])
+        v = unit_rows(v - fit.means[0 if modality == "image" else 1])
     return v
 
 
