@@ -125,6 +125,7 @@ class PlotlyFigure(anywidget.AnyWidget):
     """
 
     _esm = Path(__file__).with_name("_plotly_widget.js")
+    _css = Path(__file__).with_name("_plotly_widget.css")  # follow the light/dark theme
     _data = t.List(t.Dict()).tag(sync=True, to_json=_state_json)
     _layout = t.Dict().tag(sync=True, to_json=_state_json)
     _config = t.Dict().tag(sync=True)
