@@ -13,6 +13,7 @@ docs/architecture.md ("Why our own plotly widget") quotes the results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,23 +40,23 @@ def _gd(cls: str, i: int = 0) -> str:
     return f"document.querySelectorAll('.{cls}.js-plotly-plot, .{cls} .js-plotly-plot')[{i}]"
 
 
-@pytest.fixture(params=["voila", "jupyterlab", "notebook"])
-def host(request, tmp_path, voila):
-    """(name, url, theme) of a server on the notebook: Voila, JupyterLab (dark), Notebook 7."""
-    name = request.param
-    if name == "voila":
-        yield name, voila(NOTEBOOK).url, "light"
-        return
-    theme = DARK if name == "jupyterlab" else "JupyterLab Light"
-    shutil.copy(NOTEBOOKS / NOTEBOOK, tmp_path)
+@contextlib.contextmanager
+def jupyter_server(app: str, folder: Path, notebook: str, theme: str) -> Iterator[str]:
+    """JupyterLab or Notebook 7 (``app``) on a copy of ``notebook`` in ``theme``; yields its URL.
+
+    Own user settings (windowing off, the theme, no news toast) and no user config.
+    """
+    shutil.copy(NOTEBOOKS / notebook, folder)
+    settings = _settings(folder / "settings", theme)
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.write_text('{"fetchNews": "false"}')
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(_settings(tmp_path / "settings", theme))
-    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", name, "--allow-root", "--no-browser", f"--port={port}"]
+    env["JUPYTERLAB_SETTINGS_DIR"], env["JUPYTER_CONFIG_DIR"] = str(settings), str(folder / "cfg")
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
+    cmd = [sys.executable, "-m", app, "--allow-root", "--no-browser", f"--port={port}"]
     cmd += [f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -64,13 +65,25 @@ def host(request, tmp_path, voila):
             break
         except OSError:
             time.sleep(0.5)
-    path = "lab/tree" if name == "jupyterlab" else "notebooks"
+    path = "lab/tree" if app == "jupyterlab" else "notebooks"
     try:
-        yield name, f"{base}/{path}/{NOTEBOOK}?token={token}", theme
+        yield f"{base}/{path}/{notebook}?token={token}"
     finally:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(params=["voila", "jupyterlab", "notebook"])
+def host(request, tmp_path, voila):
+    """(name, url, theme) of a server on the notebook: Voila, JupyterLab (dark), Notebook 7."""
+    name = request.param
+    if name == "voila":
+        yield name, voila(NOTEBOOK).url, "light"
+        return
+    theme = DARK if name == "jupyterlab" else "JupyterLab Light"
+    with jupyter_server(name, tmp_path, NOTEBOOK, theme) as url:
+        yield name, url, theme
 
 
 def _accept_kernel(page) -> None:
@@ -135,7 +148,7 @@ def _repro_4998(steps: Steps) -> object:
 def _button_update(steps: Steps) -> object:
     steps.rec.page.locator(".fw-update").click()
     heat = _gd("fw-heat")
-    steps.wait(f"{heat}.layout.title.text === 'from a button' && {heat}.data[0].z[0][0] === 0.25")
+    steps.wait(f"{heat}.layout.title?.text === 'from a button' && {heat}.data[0].z[0][0] === 0.25")
     return steps.js(f"{heat}.querySelector('.gtitle').textContent")
 
 
@@ -143,7 +156,7 @@ def _thread_update(steps: Steps) -> object:
     steps.rec.page.locator(".fw-thread").click()
     heat = _gd("fw-heat")
     steps.wait(
-        f"{heat}.layout.title.text === 'from a thread' && {heat}.data[0].y[0] === 'thread row 0'"
+        f"{heat}.layout.title?.text === 'from a thread' && {heat}.data[0].y[0] === 'thread row 0'"
         f" && {heat}.data[0].z[11][5] === 71"
     )
     ticks = steps.js(f"Array.from({heat}.querySelectorAll('.ytick text')).map(t => t.textContent)")
@@ -230,4 +243,24 @@ def test_figurewidget_draws_and_updates(host, browser):
         out.write_text(json.dumps(record, indent=1))
         context.close()
     failed = {k: v["detail"] for k, v in steps.results.items() if not v["ok"]}
-    assert not failed, f"{name}: {failed} (screenshots in {SCREENSHOTS})"
+    expected = _expected_failures(record["anywidget_init_failures"])
+    unexpected = {k: v for k, v in failed.items() if k not in expected}
+    assert not unexpected, f"{name}: {unexpected} (screenshots in {SCREENSHOTS})"
+    # plotly 7.1 still draws #4998's figures at plotly's default 700 x 360 px each, cut off by
+    # the 1050 x 320 box. When this trips, plotly fixed it: revisit docs/architecture.md.
+    assert "repro_4998" in failed, f"{name}: #4998 passes now: {steps.results['repro_4998']}"
+
+
+def _expected_failures(init_failures: int) -> set[str]:
+    """Steps known to fail with plotly 7.1 + anywidget 0.11 (docs/architecture.md).
+
+    #4998's sizes fail everywhere. anywidget gives each model 2 s to import its ESM and run
+    ``initialize``; FigureWidget's is plotly's 5 MB bundle, imported once per figure, and on a
+    busy machine with five figures some miss it ("Failed to initialize model"): those figures
+    still draw, but their Python-side updates are dropped. Without such a failure the
+    updates must arrive.
+    """
+    known = {"repro_4998"}
+    if init_failures:
+        known |= {"button_update", "thread_update"}
+    return known

@@ -8,18 +8,10 @@ artifacts/screenshots/ (plotly_views_<theme>_<view>.png) for a person to look at
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
-from conftest import NOTEBOOKS, SCREENSHOTS, PageRecorder, _free_port
-from test_figurewidget_browser import _accept_kernel
-from test_hosts_browser import DARK, _luma, _run_all, _settings
+from conftest import SCREENSHOTS, PageRecorder
+from test_figurewidget_browser import _accept_kernel, jupyter_server
+from test_hosts_browser import DARK, _luma, _run_all
 
 NOTEBOOK = "plotly_views.ipynb"
 
@@ -27,29 +19,8 @@ NOTEBOOK = "plotly_views.ipynb"
 @pytest.fixture(params=["JupyterLab Light", DARK])
 def lab(request, tmp_path):
     """(url, theme) of a JupyterLab server on the notebook in the given theme."""
-    shutil.copy(NOTEBOOKS / NOTEBOOK, tmp_path)
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(_settings(tmp_path / "settings", request.param))
-    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}"]
-    cmd += [f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    try:
-        yield f"{base}/lab/tree/{NOTEBOOK}?token={token}", request.param
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    with jupyter_server("jupyterlab", tmp_path, NOTEBOOK, request.param) as url:
+        yield url, request.param
 
 
 def _gd(name: str) -> str:
@@ -71,10 +42,10 @@ def test_views_draw_in_both_themes(lab, browser):
         ready = " && ".join(f"{_gd(v)} && {_gd(v)}.querySelector('.main-svg')" for v in views)
         page.wait_for_function(f"() => {ready}", timeout=150_000)
         drawn = page.evaluate(
-            f"""() => [{_gd('heatmap')}.data[0].z.length, {_gd('heatmap')}.querySelector('.hm image')
-                !== null, {_gd('confusion')}.data[0].z.length,
-                {_gd('confusion')}.querySelectorAll('.xtick').length,
-                {_gd('reliability')}.querySelectorAll('.bars .point').length]"""
+            f"""() => [{_gd("heatmap")}.data[0].z.length, {_gd("heatmap")}.querySelector('.hm image')
+                !== null, {_gd("confusion")}.data[0].z.length,
+                {_gd("confusion")}.querySelectorAll('.xtick').length,
+                {_gd("reliability")}.querySelectorAll('.bars .point').length]"""
         )
         rows, heat_image, classes, ticks, bars = drawn
         assert rows == 120 and heat_image, drawn  # one row per image below max_rows
@@ -86,7 +57,11 @@ def test_views_draw_in_both_themes(lab, browser):
         text = page.evaluate(
             f"getComputedStyle({_gd('confusion')}.querySelector('.xtick text')).fill"
         )
-        page_luma = _luma(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+        page_luma = _luma(
+            page.evaluate(
+                "getComputedStyle(document.querySelector('.jp-Notebook')).backgroundColor"
+            )
+        )
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for view in views:
             page.locator(f".pv-{view}").first.screenshot(
