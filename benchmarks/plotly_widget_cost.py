@@ -15,7 +15,7 @@ use) and as ``go.FigureWidget(figure.to_dict())``. Measured in one run:
   PlotlyFigure runs plotly.js from one), anywidget's "Failed to initialize model" errors, and
   whether a Python-side update made after display reaches the plot (within 20 s).
 
-Run: ``nice -n 10 python benchmarks/plotly_widget_cost.py``. Writes
+Run: ``nice -n 10 python benchmarks/plotly_widget_cost.py [--repeats 2]``. Writes
 benchmarks/results/plotly_widget_cost.json with the load average (a shared 2-core machine:
 absolute times are pessimistic; compare the kinds within the run).
 """
@@ -189,7 +189,7 @@ def browser_run(browser: Any, kind: str, count: int, folder: Path) -> dict[str, 
     from conftest import VoilaServer
 
     work = folder / f"{kind}_{count}"
-    work.mkdir()
+    work.mkdir(parents=True)
     server = VoilaServer(_notebook(kind, count, folder), work)
     server.wait_ready()
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
@@ -237,7 +237,14 @@ def browser_run(browser: Any, kind: str, count: int, folder: Path) -> dict[str, 
 
 
 def main() -> None:
+    import argparse
+
     from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=1, help="browser pages per kind and size")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    args = parser.parse_args()
 
     sys.path.insert(0, str(REPO / "tests" / "browser"))
     from conftest import CHROMIUM, CHROMIUM_ARGS
@@ -255,15 +262,15 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        for n in (1, 3):
-            for k in kinds:
-                runs.append(browser_run(browser, k, n, Path(tmp)))
+        for repeat in range(args.repeats):
+            for n, k in [(n, k) for n in (1, 3) for k in kinds]:
+                runs.append(browser_run(browser, k, n, Path(tmp) / str(repeat)))
                 print(json.dumps(runs[-1]), flush=True)
         browser.close()
     result["browser"] = runs
     result["loadavg_after"] = os.getloadavg()
     result["note"] = "shared 2-core machine under load: compare kinds within this run"
-    RESULTS.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("state", "update_heatmap_z")}, indent=1))
 
 
