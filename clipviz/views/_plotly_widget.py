@@ -1,7 +1,10 @@
 """A small plotly.js widget whose Python -> browser updates we control (replaces go.FigureWidget).
 
-Plotly's own anywidget-based ``FigureWidget`` (plotly 7) draws once and then, in JupyterLab 4 and
-Voila, often ignores edits made from Python. ``PlotlyFigure`` keeps the figure as plain dicts
+Plotly's own anywidget-based ``FigureWidget`` (plotly 7.1) carries plotly's 5 MB bundle as the ESM
+of every figure, imported once per figure; past anywidget's 2 s init timeout (several figures, a
+busy machine) a figure draws but drops every later Python-side edit, and figures in a fixed-size
+box keep plotly's default size (plotly.py #4998). Measured, with the reproducer, in
+docs/architecture.md ("Why our own plotly widget"). ``PlotlyFigure`` keeps the figure as plain dicts
 (``data``: one dict per trace, ``layout``) and sends each change as one custom message with only
 the changed properties; numpy arrays travel as binary buffers (``{"dtype", "shape", "buffer"}``).
 The browser applies the same merge rules and redraws with ``Plotly.react``. Every message carries
@@ -125,6 +128,7 @@ class PlotlyFigure(anywidget.AnyWidget):
     """
 
     _esm = Path(__file__).with_name("_plotly_widget.js")
+    _css = Path(__file__).with_name("_plotly_widget.css")  # follow the light/dark theme
     _data = t.List(t.Dict()).tag(sync=True, to_json=_state_json)
     _layout = t.Dict().tag(sync=True, to_json=_state_json)
     _config = t.Dict().tag(sync=True)

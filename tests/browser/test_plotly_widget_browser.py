@@ -1,7 +1,7 @@
 """PlotlyFigure in a real browser (Voila + headless chromium): updates travel both ways.
 
-plotly's own FigureWidget drew once and then ignored edits made from Python, so plots went
-stale. These steps run in order on one page (tests/notebooks/plotly_widget.ipynb: a scatter
+plotly's own FigureWidget can draw and then drop edits made from Python (anywidget's 2 s init
+timeout, missed while each figure imports its own 5 MB bundle: test_figurewidget_browser.py). These steps run in order on one page (tests/notebooks/plotly_widget.ipynb: a scatter
 built directly on PlotlyFigure, bound to ``map`` below since EmbeddingMap draws with WebGL now,
 and the SimilarityHeatmap): buttons in the page run Python callbacks that edit them, and the
 test reads the plotted data back from the graph divs (``gd.data`` / ``gd.layout``); then

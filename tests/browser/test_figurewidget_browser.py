@@ -1,0 +1,266 @@
+"""plotly's ``go.FigureWidget`` in JupyterLab (dark), Notebook 7 and Voila: the reproducer.
+
+clipviz draws its plotly views on its own ``PlotlyFigure`` because FigureWidget was said to
+ignore Python-side updates. tests/notebooks/figurewidget.ipynb holds the failing case reported
+upstream (plotly.py #4998: FigureWidgets built with their data, never displayed alone, in an
+HBox with a fixed Layout) and clipviz's own patterns (figures built before display inside
+VBox/HBox/Tab, one in a hidden tab; updates after display from a button callback and from a
+background thread; a click and a box selection made with the real mouse arriving in Python).
+Each host runs every step and records what it saw in artifacts/figurewidget_<host>.json; the
+test then asserts every step passed, so a plotly upgrade that breaks one shows here.
+docs/architecture.md ("Why our own plotly widget") quotes the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import NOTEBOOKS, REPO, SCREENSHOTS, PageRecorder, _free_port
+from test_hosts_browser import DARK, _run_all, _settings
+
+RENDER_MS = 150_000  # kernel start and five copies of plotly's 5 MB bundle on 2 busy cores
+STEP_MS = 30_000
+NOTEBOOK = "figurewidget.ipynb"
+
+
+def _gd(cls: str, i: int = 0) -> str:
+    """JS for the i-th plotly graph div under the element with class ``cls``."""
+    # FigureWidget's view element is the graph div itself; a box holds them as children.
+    return f"document.querySelectorAll('.{cls}.js-plotly-plot, .{cls} .js-plotly-plot')[{i}]"
+
+
+@contextlib.contextmanager
+def jupyter_server(app: str, folder: Path, notebook: str, theme: str) -> Iterator[str]:
+    """JupyterLab or Notebook 7 (``app``) on a copy of ``notebook`` in ``theme``; yields its URL.
+
+    Own user settings (windowing off, the theme, no news toast) and no user config.
+    """
+    shutil.copy(NOTEBOOKS / notebook, folder)
+    settings = _settings(folder / "settings", theme)
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.write_text('{"fetchNews": "false"}')
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env["JUPYTERLAB_SETTINGS_DIR"], env["JUPYTER_CONFIG_DIR"] = str(settings), str(folder / "cfg")
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
+    cmd = [sys.executable, "-m", app, "--allow-root", "--no-browser", f"--port={port}"]
+    cmd += [f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"]
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    path = "lab/tree" if app == "jupyterlab" else "notebooks"
+    try:
+        yield f"{base}/{path}/{notebook}?token={token}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(params=["voila", "jupyterlab", "notebook"])
+def host(request, tmp_path, voila):
+    """(name, url, theme) of a server on the notebook: Voila, JupyterLab (dark), Notebook 7."""
+    name = request.param
+    if name == "voila":
+        yield name, voila(NOTEBOOK).url, "light"
+        return
+    theme = DARK if name == "jupyterlab" else "JupyterLab Light"
+    with jupyter_server(name, tmp_path, NOTEBOOK, theme) as url:
+        yield name, url, theme
+
+
+def _accept_kernel(page) -> None:
+    """Notebook 7 may ask "Select Kernel" several seconds after the page shows: answer it."""
+    page.locator(".jp-Notebook").first.wait_for(state="visible", timeout=RENDER_MS)
+    select = page.locator(".jp-Dialog button", has_text="Select")
+    try:
+        select.first.wait_for(state="visible", timeout=12_000)
+        select.first.click()
+    except Exception:  # noqa: BLE001 - a playwright timeout: no dialog this time
+        pass
+
+
+class Steps:
+    """Runs named checks in order, recording pass/fail (and why) instead of stopping."""
+
+    def __init__(self, rec: PageRecorder) -> None:
+        self.rec, self.results = rec, {}
+
+    def check(self, name: str, fn: Callable[[], object]) -> None:
+        try:
+            detail = fn()
+            self.results[name] = {"ok": True, "detail": detail}
+        except Exception as err:  # noqa: BLE001 - recorded, then asserted at the end
+            self.results[name] = {"ok": False, "detail": f"{type(err).__name__}: {err}"[:400]}
+            self.rec.shot(f"failed_{name}")
+
+    def wait(self, expr: str, timeout: int = STEP_MS) -> None:
+        self.rec.page.wait_for_function(f"() => {{ return {expr}; }}", timeout=timeout)
+
+    def js(self, expr: str) -> object:
+        return self.rec.page.evaluate(f"() => {{ return {expr}; }}")
+
+
+def _drawn(steps: Steps) -> object:
+    steps.wait(
+        "document.querySelectorAll('.repro-4998 .js-plotly-plot .main-svg').length >= 2"
+        f" && {_gd('fw-heat')} && {_gd('fw-heat')}.querySelector('.hm')"
+        f" && {_gd('fw-scatter')} && {_gd('fw-scatter')}.querySelectorAll('.point').length",
+        RENDER_MS,
+    )
+    return steps.js("document.querySelectorAll('.js-plotly-plot').length")
+
+
+def _repro_4998(steps: Steps) -> object:
+    """Both figures of the box draw their data at a size that fits the 1050 x 320 box."""
+    line, bar = _gd("repro-4998", 0), _gd("repro-4998", 1)
+    seen = steps.js(
+        f"[{line}.data[0].y, {bar}.data[0].type, {line}.querySelectorAll('.scatterlayer .point')"
+        f".length, {bar}.querySelectorAll('.bars .point').length,"
+        f" [{line}, {bar}].map(g => [g._fullLayout.width, g._fullLayout.height]),"
+        " document.querySelector('.repro-4998').getBoundingClientRect().width]"
+    )
+    ys, kind, points, bars, sizes, box_width = seen
+    assert ys == [1, 2, 3] and kind == "bar", seen
+    assert points == 3 and bars == 3, f"drawn: {points} line points, {bars} bars"
+    assert all(w >= 300 for w, _ in sizes), f"figure sizes {sizes}"
+    assert sum(w for w, _ in sizes) <= box_width + 2, f"sizes {sizes} in a {box_width}px box"
+    return {"sizes": sizes, "box_width": box_width}
+
+
+def _button_update(steps: Steps) -> object:
+    steps.rec.page.locator(".fw-update").click()
+    heat = _gd("fw-heat")
+    steps.wait(f"{heat}.layout.title?.text === 'from a button' && {heat}.data[0].z[0][0] === 0.25")
+    return steps.js(f"{heat}.querySelector('.gtitle').textContent")
+
+
+def _thread_update(steps: Steps) -> object:
+    steps.rec.page.locator(".fw-thread").click()
+    heat = _gd("fw-heat")
+    steps.wait(
+        f"{heat}.layout.title?.text === 'from a thread' && {heat}.data[0].y[0] === 'thread row 0'"
+        f" && {heat}.data[0].z[11][5] === 71"
+    )
+    ticks = steps.js(f"Array.from({heat}.querySelectorAll('.ytick text')).map(t => t.textContent)")
+    assert "thread row 0" in ticks, ticks
+    return ticks[:2]
+
+
+def _mouse_click(steps: Steps) -> object:
+    page = steps.rec.page
+    box = page.locator(".fw-heat .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.04)
+    page.mouse.click(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.04)
+    label = page.locator(".fw-clicked")
+    label.filter(has_text="|").wait_for(timeout=STEP_MS)
+    text = label.text_content()
+    assert text.startswith("prompt 0|"), text
+    return text
+
+
+def _mouse_box_selection(steps: Steps) -> object:
+    page = steps.rec.page
+    box = page.locator(".fw-scatter .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=12)
+    page.mouse.up()
+    label = page.locator(".fw-selected").filter(has_text=",")
+    label.wait_for(timeout=STEP_MS)
+    picked = label.text_content().split(",")
+    assert len(picked) == 20, picked
+    return len(picked)
+
+
+def _hidden_tab(steps: Steps) -> object:
+    page = steps.rec.page
+    page.locator(".lm-TabBar-tab", has_text="metrics").first.click()
+    gd = _gd("fw-confusion")
+    steps.wait(f"{gd} && {gd}.querySelector('.hm') && {gd}.getBoundingClientRect().width > 300")
+    return steps.js(f"[{gd}._fullLayout.width, {gd}.getBoundingClientRect().width]")
+
+
+def _theme(steps: Steps) -> object:
+    """What the figure looks like in this host's theme (recorded, not judged)."""
+    return steps.js(
+        f"[getComputedStyle(document.body).backgroundColor, {_gd('fw-heat')}._fullLayout"
+        ".paper_bgcolor]"
+    )
+
+
+def test_figurewidget_draws_and_updates(host, browser):
+    name, url, theme = host
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    context.set_default_timeout(STEP_MS)
+    rec = PageRecorder(context.new_page(), f"figurewidget_{name}")
+    rec.page.on("dialog", lambda d: d.accept() if d.type == "beforeunload" else None)
+    steps = Steps(rec)
+    try:
+        rec.page.goto(url, wait_until="domcontentloaded", timeout=RENDER_MS)
+        if name != "voila":
+            _accept_kernel(rec.page)
+            _run_all(rec.page)
+        steps.check("drawn", lambda: _drawn(steps))
+        rec.shot("1_drawn")
+        for step, fn in [
+            ("repro_4998", _repro_4998),
+            ("button_update", _button_update),
+            ("thread_update", _thread_update),
+            ("mouse_click", _mouse_click),
+            ("mouse_box_selection", _mouse_box_selection),
+        ]:
+            steps.check(step, lambda fn=fn: fn(steps))
+        rec.shot("2_updated")
+        steps.check("hidden_tab", lambda: _hidden_tab(steps))
+        steps.check("theme", lambda: _theme(steps))
+        rec.shot("3_tab")
+    finally:
+        out = REPO / "artifacts" / f"figurewidget_{name}.json"
+        out.parent.mkdir(exist_ok=True)
+        record = {"host": name, "theme": theme, "steps": steps.results}
+        record["anywidget_init_failures"] = sum(
+            "Failed to initialize model" in e for e in rec.console_errors
+        )
+        record["console_errors"] = rec.console_errors[:10]
+        out.write_text(json.dumps(record, indent=1))
+        context.close()
+    failed = {k: v["detail"] for k, v in steps.results.items() if not v["ok"]}
+    expected = _expected_failures(record["anywidget_init_failures"])
+    unexpected = {k: v for k, v in failed.items() if k not in expected}
+    assert not unexpected, f"{name}: {unexpected} (screenshots in {SCREENSHOTS})"
+    # plotly 7.1 still draws #4998's figures at plotly's default 700 x 360 px each, cut off by
+    # the 1050 x 320 box. When this trips, plotly fixed it: revisit docs/architecture.md.
+    assert "repro_4998" in failed, f"{name}: #4998 passes now: {steps.results['repro_4998']}"
+
+
+def _expected_failures(init_failures: int) -> set[str]:
+    """Steps known to fail with plotly 7.1 + anywidget 0.11 (docs/architecture.md).
+
+    #4998's sizes fail everywhere. anywidget gives each model 2 s to import its ESM and run
+    ``initialize``; FigureWidget's is plotly's 5 MB bundle, imported once per figure, and on a
+    busy machine with five figures some miss it ("Failed to initialize model"): those figures
+    still draw, but their Python-side updates are dropped. Without such a failure the
+    updates must arrive.
+    """
+    known = {"repro_4998"}
+    if init_failures:
+        known |= {"button_update", "thread_update"}
+    return known
