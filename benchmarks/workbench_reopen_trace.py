@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workbench_reopen as wr  # noqa: E402
+from _cdp_trace import start_trace  # noqa: E402
 
 CATEGORIES = ["devtools.timeline", "v8", "v8.execute", "blink", "blink.user_timing", "toplevel",
               "loading", "disabled-by-default-devtools.timeline"]  # fmt: skip
@@ -144,12 +145,7 @@ def trace_open(
         server.wait_ready(timeout=300)
         page = browser.new_page(viewport=wr.VIEWPORT)
         cdp = browser.new_browser_cdp_session()
-        events: list[dict] = []
-        done: list[bool] = []
-        cdp.on("Tracing.dataCollected", lambda e: events.extend(e["value"]))
-        cdp.on("Tracing.tracingComplete", lambda e: done.append(True))
-        cdp.send("Tracing.start", {"traceConfig": {"includedCategories": CATEGORIES},
-                                   "transferMode": "ReportEvents"})  # fmt: skip
+        events, done = start_trace(cdp, CATEGORIES)
         t = time.perf_counter()
         page.goto(server.url, timeout=int(timeout_s * 1000), wait_until="commit")
         profiler = page.context.new_cdp_session(page)  # the page's JavaScript, sampled
