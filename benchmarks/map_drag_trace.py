@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import map_probes as probes  # noqa: E402
 import map_render as mr  # noqa: E402
+from _cdp_trace import start_trace  # noqa: E402
 
 CATEGORIES = ["devtools.timeline", "v8", "blink", "gpu", "toplevel",
               "disabled-by-default-devtools.timeline"]  # fmt: skip
@@ -70,12 +71,7 @@ def trace_drag(browser, make, n: int) -> dict[str, float]:
         x, y = probes.centre(wp)
         wp.page.mouse.move(x, y)
         cdp = wp.page.context.new_cdp_session(wp.page)
-        events: list[dict] = []
-        done: list[bool] = []
-        cdp.on("Tracing.dataCollected", lambda e: events.extend(e["value"]))
-        cdp.on("Tracing.tracingComplete", lambda e: done.append(True))
-        cdp.send("Tracing.start", {"traceConfig": {"includedCategories": CATEGORIES},
-                                   "transferMode": "ReportEvents"})  # fmt: skip
+        events, done = start_trace(cdp, CATEGORIES)
         drag = probes.drag(wp, x - 90, y - 45, deadline)
         cdp.send("Tracing.end")
         while not done and time.perf_counter() < deadline:

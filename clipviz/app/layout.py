@@ -49,10 +49,7 @@ def build(wb: Any) -> Any:
     bar = w.HBox([status, *_selection_bar(wb)]).add_class("clipviz-statusbar")
     left = [views["prompts"].widget, views["search"].widget]
     if "metrics" in views:
-        metrics = w.Accordion([views["metrics"].widget.add_class("clipviz-metrics")])
-        metrics.set_title(0, "metrics (accuracy, per class, confusion)")
-        metrics.selected_index = None  # one click away, not in the way
-        left.append(metrics.add_class("clipviz-metrics-accordion"))
+        left.append(metrics_accordion(views["metrics"], wb.guarded))
     panes = [
         _pane(w.VBox(left), "prompts"),
         _pane(views["map"].widget.add_class("clipviz-map"), "map"),
@@ -64,6 +61,34 @@ def build(wb: Any) -> Any:
         [w.HTML(f"<style>{stylesheet()}</style>"), bar, dashboard, wb.output],
         layout=w.Layout(width="100%"),
     ).add_class("clipviz-workbench")
+
+
+def metrics_accordion(panel: Any, guard: Any = None) -> Any:
+    """The metrics panel in a collapsed accordion, its widgets built when it is first opened.
+
+    Until then the accordion holds a placeholder: a page (a reopen in Voila) gets no metrics
+    widgets and no confusion-matrix figure to create and draw while it is closed. The panel's
+    state is kept up to date all along, so the first open shows the latest metrics.
+    ``guard`` wraps the open callback (the workbench's: its lock, errors to its Output area).
+    """
+    import ipywidgets as w
+
+    placeholder = w.HTML("<i>opening the metrics…</i>").add_class("clipviz-metrics-placeholder")
+    accordion = w.Accordion([placeholder]).add_class("clipviz-metrics-accordion")
+    accordion.set_title(0, "metrics (accuracy, per class, confusion)")
+    accordion.selected_index = None  # one click away, not in the way
+
+    def open_once(change: Any) -> None:
+        if change["new"] is None:
+            return
+        box = panel.widget.add_class("clipviz-metrics")  # may raise: then the next open retries
+        accordion.unobserve(handler, names="selected_index")
+        accordion.children = [box]
+        placeholder.close()
+
+    handler = guard(open_once) if guard else open_once
+    accordion.observe(handler, names="selected_index")
+    return accordion
 
 
 def _grid_and_detail(wb: Any) -> Any:

@@ -96,6 +96,10 @@ class _FitProcess:
             conn.close()
 
 
+class _NotCached(Exception):
+    """A projection asked of the disk cache only is not there."""
+
+
 class _UmapJob:
     """One background UMAP fit: a worker thread that drives the fit process."""
 
@@ -178,13 +182,21 @@ class Projector:
     def fit(self, image_vectors: np.ndarray, prompt_vectors: np.ndarray, *, center: bool) -> Any:
         """Fit a PCA map now (returned) and, for UMAP, start the background fit.
 
-        Any background fit still running is cancelled first (its result is not wanted).
+        A UMAP map already in the disk cache (a reopen) is returned at once instead: no PCA
+        first, no background fit. Any background fit still running is cancelled first (its
+        result is not wanted).
         """
         from clipviz.compute import project
 
         self.cancel()
         self.center = center
         self.fit_prompts = prompt_vectors  # prompts the map was fitted with
+        cached = self._cached_umap(image_vectors, prompt_vectors, center)
+        if cached is not None:
+            with self._lock:
+                self._generation += 1
+                self.current = cached
+            return cached
         pca = project(image_vectors, prompt_vectors, method="pca", center=center, cache=False)
         with self._lock:
             self._generation += 1
@@ -200,6 +212,24 @@ class Projector:
                 self._job = job
                 job.thread.start()
         return pca
+
+    def _cached_umap(self, img: Any, txt: np.ndarray, center: bool) -> Any:
+        """The UMAP map of these vectors from the disk cache, or None (nothing is fitted)."""
+        from clipviz.compute import project
+        from clipviz.compute.projection import _MIN_UMAP_POINTS
+
+        if self.method != "umap" or not self.cache or len(img) + len(txt) < _MIN_UMAP_POINTS:
+            return None
+
+        def not_cached(x: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+            raise _NotCached  # project() asks for a fit only on a cache miss
+
+        try:
+            return project(img, txt, method="umap", center=center, seed=self.seed,
+                           cache=self.cache, max_fit_points=self.max_fit_points,
+                           fit_xy=not_cached)  # fmt: skip
+        except _NotCached:
+            return None
 
     def place(self, prompt_vectors: np.ndarray) -> np.ndarray:
         """(C, 2) positions of prompt vectors in the current map, without refitting it."""

@@ -11,6 +11,8 @@ const STATES = new Map(); // figure uid -> {data, layout, rev, views}
 
 // ------------------------------------------------------------------ plotly.js, once per page
 function evaluateLibrary(source) {
+  // source: the bytes as they arrived (or a string); put into the Blob as they are, so 4.8 MB
+  // are neither decoded into a string nor encoded again.
   // A classic <script> from a blob: URL runs where anywidget's own blob: ESM import runs. The
   // wrapper hides CommonJS/AMD names so the bundle sets window.Plotly; a Plotly that was
   // already on the page (another version) is put back afterwards.
@@ -18,8 +20,8 @@ function evaluateLibrary(source) {
   const previous = window.Plotly;
   const hadName = Object.prototype.hasOwnProperty.call(window, "moduleName");
   window.PlotlyConfig = window.PlotlyConfig || { MathJaxConfig: "local" };
-  const text = `(function(define, module, exports){\n${source}\n}).call(window);`;
-  const url = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
+  const parts = ["(function(define, module, exports){\n", source, "\n}).call(window);"];
+  const url = URL.createObjectURL(new Blob(parts, { type: "text/javascript" }));
   return new Promise((resolve, reject) => {
     const script = document.createElement("script");
     script.src = url;
@@ -59,9 +61,7 @@ function loadPlotly(model) {
   if (!globalThis[LIBRARY_KEY]) {
     globalThis[LIBRARY_KEY] = (async () => {
       const lib = await libraryModel(model);
-      const source = lib.get("source");
-      const text = typeof source === "string" ? source : new TextDecoder().decode(source);
-      return evaluateLibrary(text);
+      return evaluateLibrary(lib.get("source"));
     })();
     globalThis[LIBRARY_KEY].catch(() => { globalThis[LIBRARY_KEY] = undefined; }); // retry later
   }

@@ -376,27 +376,42 @@ class MapView {
   }
 
   async draw(fit, codesOnly) {
+    // Camera, sizes and an empty selection are set before the points go in: every change
+    // asks the library for a frame, and in software GL each frame costs a full read-back, so
+    // the first frame with the points is drawn as it will stay (not redrawn for the fit).
     const p = this.points;
     const n = p.x.length;
     this.stats.pointsAt = performance.now();
-    this.sp.set({ pointSize: pointSize(n) });
+    this.setSizes(rowsOf(this.model).length);
+    if (fit) this.fit();
     if (!codesOnly) this.lod.reset(0); // no sample while new positions load (the draw drops any filter)
     await this.sp.draw({ x: p.x, y: p.y, z: p.z }, { zDataType: "categorical", preventFilterReset: codesOnly });
     if (!codesOnly) this.lod.reset(n);
-    if (fit) this.fit();
     this.applySelection();
-    if (this.stats.firstDrawAt === null) this.stats.firstDrawAt = performance.now();
+    if (this.stats.firstDrawAt === null) {
+      this.stats.firstDrawAt = performance.now();
+      this.stats.drawsAtFirst = this.stats.draws;
+    }
     this.drawOverlay();
+  }
+
+  setSizes(selected) {
+    // set() only when a value changes: each call costs a frame
+    const base = pointSize(this.points ? this.points.x.length : 0);
+    const sizes = { pointSize: base, pointSizeSelected: selected === 1 ? base * 2 + 8 : 1 };
+    if (this.sizes && this.sizes.pointSize === sizes.pointSize
+        && this.sizes.pointSizeSelected === sizes.pointSizeSelected) return;
+    this.sizes = sizes;
+    this.sp.set(sizes);
   }
 
   applySelection() {
     this.lod.restore(); // select() under a filter would drop the selected points it hides
     const rows = rowsOf(this.model);
-    const base = pointSize(this.points ? this.points.x.length : 0);
-    this.sp.set({ pointSizeSelected: rows.length === 1 ? base * 2 + 8 : 1 });
+    this.setSizes(rows.length);
     if (this.points) {
       if (rows.length) this.sp.select(rows, { preventEvent: true });
-      else this.sp.deselect({ preventEvent: true });
+      else if (this.sp.get("selectedPoints").length) this.sp.deselect({ preventEvent: true });
     }
     this.rows = rows;
     this.lod.selectionChanged(this.points ? this.points.x.length : 0, rows);
@@ -408,7 +423,7 @@ class MapView {
     const rows = Uint32Array.from(points);
     this.rows = Array.from(rows);
     this.lod.selectionChanged(this.points.x.length, this.rows);
-    this.sp.set({ pointSizeSelected: rows.length === 1 ? pointSize(this.points.x.length) * 2 + 8 : 1 });
+    this.setSizes(rows.length);
     this.dom.count.textContent = rows.length ? `${rows.length.toLocaleString()} selected` : "";
     this.model.send({ type: "select", n: rows.length }, undefined, [rows.buffer]);
     this.drawOverlay();
@@ -507,9 +522,20 @@ class MapView {
 
 export default {
   async render({ model, el }) {
-    const view = new MapView(model, el, await library(model));
-    el.__clipvizMap = view; // tests and benchmarks read the renderer and its stats here
+    // Ask for the points first: the kernel answers while the page evaluates the renderer (and
+    // whatever else it has to evaluate), and the points wait here for the view.
+    const early = [];
+    const keep = (msg, buffers) => early.push([msg, buffers]);
+    model.on("msg:custom", keep);
     model.send({ type: "request_points" });
+    let view;
+    try {
+      view = new MapView(model, el, await library(model));
+    } finally {
+      model.off("msg:custom", keep);
+    }
+    el.__clipvizMap = view; // tests and benchmarks read the renderer and its stats here
+    for (const [msg, buffers] of early) view.message(msg, buffers);
     return () => view.destroy();
   },
 };

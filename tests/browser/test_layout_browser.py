@@ -75,6 +75,17 @@ def test_voila_all_views_visible_at_1500x1000(voila, browser):
         _viewport_shot(rec.page, "layout_voila")
         _assert_all_in_view(rec.page, **VIEWPORT)
         _assert_no_text_cut(rec.page)
+        # the metrics, made when first opened: one click on the accordion's title shows them
+        page = rec.page
+        assert page.locator(".clipviz-workbench .clipviz-metrics").count() == 0
+        page.get_by_text("metrics (accuracy, per class, confusion)").first.click()
+        metrics = page.locator(".clipviz-workbench .clipviz-metrics")
+        metrics.locator("table").first.wait_for(state="visible", timeout=RENDER_TIMEOUT_MS)
+        metrics.locator(".main-svg").first.wait_for(state="attached", timeout=RENDER_TIMEOUT_MS)
+        assert "top-1 accuracy" in metrics.first.inner_text()
+        page.wait_for_timeout(1000)
+        metrics.first.scroll_into_view_if_needed()
+        _viewport_shot(page, "layout_voila_metrics")
         assert rec.dialogs == []
     finally:
         context.close()
