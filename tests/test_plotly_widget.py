@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clipviz.views import _plotly_widget as pw
 from clipviz.views._plotly_state import diff, encode, merge
 from clipviz.views._plotly_widget import PlotlyFigure, plotly_library
 
 
 def _fig() -> PlotlyFigure:
     x = np.arange(4, dtype=np.float32)
-    return PlotlyFigure([{"type": "scattergl", "x": x, "y": x, "marker": {"size": 3}}], {})
+    return PlotlyFigure([{"type": "scatter", "x": x, "y": x, "marker": {"size": 3}}], {})
 
 
 def _capture(fig: PlotlyFigure) -> list[tuple[dict, list]]:
@@ -98,7 +99,37 @@ def test_every_figure_shares_one_plotly_js_library():
     a, b = _fig(), _fig()
     assert a._library is b._library is plotly_library()
     assert a.get_state()["_library"] == f"IPY_MODEL_{a._library.model_id}"
-    assert plotly_library().source.startswith(b"/**\n* plotly.js v")
+    assert plotly_library().source.startswith(b"/**\n* plotly.js (cartesian - minified) v")
+
+
+def test_the_page_gets_plotly_js_cartesian_bundle_of_the_packages_version():
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    library = plotly_library()
+    assert library.cartesian and pw._bundle_version(library.source) == get_plotlyjs_version()
+    assert len(library.source) < len(get_plotlyjs().encode()) / 2  # what each page open saves
+
+
+def test_a_trace_the_cartesian_bundle_lacks_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"no \['scattergl'\] trace.*'scatter' for 'scattergl'"):
+        PlotlyFigure([{"type": "scattergl", "x": [0.0], "y": [0.0]}])
+    fig = _fig()
+    with pytest.raises(ValueError, match="scatter3d"):
+        fig.set_figure([{"type": "scatter3d", "x": [0.0]}])
+    assert fig.data[0].type == "scatter"  # the figure is left as it was
+
+
+def test_another_plotly_js_version_falls_back_to_the_full_bundle(tmp_path, monkeypatch):
+    from plotly.offline import get_plotlyjs
+
+    stale = tmp_path / "plotly-cartesian.min.js"
+    stale.write_bytes(b"/**\n* plotly.js (cartesian - minified) v0.1.0\n*/\n")
+    monkeypatch.setattr(pw, "_CARTESIAN_BUNDLE", stale)
+    monkeypatch.setattr(pw, "_LIBRARY", None)
+    library = plotly_library()
+    assert not library.cartesian and library.source == get_plotlyjs().encode()
+    PlotlyFigure([{"type": "scattergl", "x": [0.0], "y": [0.0]}])  # the full bundle draws it
+    library.close()
 
 
 def test_events_reach_callbacks_with_indices():

@@ -10,8 +10,9 @@ the changed properties; numpy arrays travel as binary buffers (``{"dtype", "shap
 The browser applies the same merge rules and redraws with ``Plotly.react``. Every message carries
 a revision number: a view that missed one asks for the whole figure again.
 
-plotly.js itself (the copy shipped in the plotly Python package, no network) is held once per
-kernel by ``_PlotlyLibrary``; each figure refers to it, and the page evaluates it once.
+plotly.js itself (its cartesian bundle, vendored, or the copy shipped in the plotly Python
+package; no network) is held once per kernel by ``_PlotlyLibrary``; each figure refers to it, and
+the page evaluates it once.
 
 The state format and the merge rules live in ``_plotly_state``.
 """
@@ -37,15 +38,48 @@ _EVENTS = ("plotly_selected", "plotly_deselect", "plotly_click", "plotly_hover")
 
 
 # ---------------------------------------------------------------------------- plotly.js, once
+_CARTESIAN_BUNDLE = Path(__file__).with_name("vendor") / "plotly-cartesian.min.js"
+# The trace modules of plotly.js's cartesian bundle (its README); every view draws only these.
+CARTESIAN_TRACES = frozenset(
+    "bar box contour heatmap histogram histogram2d histogram2dcontour image pie scatter"
+    " scatterternary violin".split()
+)
+
+
 class _PlotlyLibrary(anywidget.AnyWidget):
-    """Holds plotly.js (from the plotly package, offline) for every figure on the page."""
+    """Holds plotly.js (offline) for every figure on the page."""
 
     _esm = "export default {};"
     source = t.Bytes().tag(sync=True)
     version = t.Unicode().tag(sync=True)
+    cartesian = t.Bool(False).tag(sync=True)
 
 
 _LIBRARY: _PlotlyLibrary | None = None
+
+
+def _bundle_version(source: bytes) -> str | None:
+    """``4.1.1`` from a plotly.js bundle's licence header (``* plotly.js (...) v4.1.1``)."""
+    header = source[:200].decode("ascii", "replace")
+    words = [w for w in header.split() if w.startswith("v") and w[1:2].isdigit()]
+    return words[0][1:] if words else None
+
+
+def _library_source() -> tuple[bytes, bool]:
+    """plotly.js's cartesian bundle, or the plotly package's full one; and which it is.
+
+    The cartesian bundle (1.5 MB, vendored) holds every trace type the views draw and costs a
+    third of the full bundle's 4.8 MB to send and evaluate on each page open (issue 9's reopen
+    target). It is used only when it is the plotly.js version the plotly package ships, so the
+    figures' properties mean the same as plotly.py's.
+    """
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    with contextlib.suppress(OSError):
+        source = _CARTESIAN_BUNDLE.read_bytes()
+        if _bundle_version(source) == get_plotlyjs_version():
+            return source, True
+    return get_plotlyjs().encode(), False
 
 
 def plotly_library() -> _PlotlyLibrary:
@@ -53,10 +87,22 @@ def plotly_library() -> _PlotlyLibrary:
     global _LIBRARY
     if _LIBRARY is None or _LIBRARY.comm is None:
         import plotly
-        from plotly.offline import get_plotlyjs
 
-        _LIBRARY = _PlotlyLibrary(source=get_plotlyjs().encode(), version=plotly.__version__)
+        source, cartesian = _library_source()
+        _LIBRARY = _PlotlyLibrary(source=source, version=plotly.__version__, cartesian=cartesian)
     return _LIBRARY
+
+
+def _check_trace_types(data: list[Mapping[str, Any]], library: _PlotlyLibrary) -> None:
+    """Refuse a trace the page's plotly.js could not draw (it would show an empty plot)."""
+    if not library.cartesian:
+        return
+    missing = sorted({str(d.get("type", "scatter")) for d in data} - CARTESIAN_TRACES)
+    if missing:
+        raise ValueError(
+            f"PlotlyFigure draws with plotly.js's cartesian bundle, which has no {missing} "
+            f"trace; use one of {sorted(CARTESIAN_TRACES)} (e.g. 'scatter' for 'scattergl')."
+        )
 
 
 # ---------------------------------------------------------------------------- events
@@ -112,7 +158,8 @@ class PlotlyFigure(anywidget.AnyWidget):
     Parameters
     ----------
     data : list of dict
-        One dict of plotly properties per trace (``{"type": "scattergl", "x": array, ...}``).
+        One dict of plotly properties per trace (``{"type": "scatter", "x": array, ...}``); types from
+        ``CARTESIAN_TRACES``.
     layout : dict, optional
         Plotly layout properties.
     config : dict, optional
@@ -148,12 +195,14 @@ class PlotlyFigure(anywidget.AnyWidget):
         template = _default_template()
         if template and "template" not in layout:  # look as plotly.py figures do
             layout["template"] = template
+        library = plotly_library()
+        _check_trace_types(data or [], library)
         super().__init__(
             _data=[owned_copy(d) for d in data or []],
             _layout=layout,
             _config={"displaylogo": False, **(config or {})},
             _uid=uuid.uuid4().hex,
-            _library=plotly_library(),
+            _library=library,
             **kwargs,
         )
         self._depth = 0
@@ -186,6 +235,7 @@ class PlotlyFigure(anywidget.AnyWidget):
         self, data: list[Mapping[str, Any]], layout: Mapping[str, Any] | None = None
     ) -> None:
         """Replace every trace (and the layout, when given): the page redraws from scratch."""
+        _check_trace_types(data, self._library)
         self._store("_data", [owned_copy(d) for d in data])
         if layout is not None:
             self._store("_layout", _normalise_layout(layout))

@@ -62,7 +62,7 @@ def test_1_both_figures_draw_from_one_plotly_js(page_rec):
     assert _eval(page, "map.data[0].x instanceof Float32Array")  # binary, not JSON numbers
     assert _eval(page, "map.data[1].text") == ["circle", "square"]
     assert _eval(page, "heat.data[0].y.length") == 40
-    assert page.locator(f"{GRAPHS} canvas").count() >= 1  # the WebGL points
+    assert page.locator(f"{GRAPHS} .scatterlayer .point").count() >= 40  # the points, drawn
     # plotly.js came from the library widget, evaluated once for both figures
     assert page.evaluate("globalThis.__clipvizPlotlyLoads") == 1
     page_rec.shot("1_rendered")
