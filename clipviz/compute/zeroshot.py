@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from clipviz.compute import _scores
+from clipviz.compute import _scores, _topk_update
 from clipviz.compute._scores import sigmoid_scaled as _sigmoid_scaled
 from clipviz.compute._scores import softmax_scaled as _softmax_scaled
 from clipviz.compute._scores import topk as _topk  # noqa: F401  (imported from here elsewhere)
@@ -296,7 +296,23 @@ def zero_shot(
     pred = Predictions(*fields, codes, prompt_vectors=txt, topk_similarity=top_sim)
     pred._images = weakref.ref(img)
     pred._denominators = (scale, sums) if sums is not None else None
+    _reuse_true_indices(pred, previous)
     return pred
+
+
+def _reuse_true_indices(pred: Predictions, previous: Predictions | None) -> None:
+    """Give ``pred`` the true label columns ``previous`` computed, where the same label codes
+    map to the same columns (an edit of prompts no label names): one gather per image saved."""
+    known = vars(previous).get("true_indices") if previous is not None else None
+    ours, theirs = pred.label_codes, previous.label_codes if previous is not None else None
+    if known is None or ours is None or theirs is None or ours[0] is not theirs[0]:
+        return
+    if list(ours[1]) != list(theirs[1]) or len(known) != len(pred.ids):
+        return
+    if np.array_equal(
+        _label_columns(ours[1], pred.classnames), _label_columns(ours[1], previous.classnames)
+    ):
+        vars(pred)["true_indices"] = known  # the cached_property's slot
 
 
 def _usable(previous: Predictions | None, img: np.ndarray) -> Predictions | None:
@@ -324,8 +340,8 @@ def _scored(
     sim, new_cols = _scores.score(img, txt, old_sim, old_of_new, _CHUNK)
     update = None
     if previous is not None:
-        old = (previous.topk_indices, previous.topk_similarity, old_sim.shape[1])
-        update = _scores.topk_update(sim, k, old, old_of_new, new_cols, _CHUNK)
+        old = (previous.topk_indices, previous.topk_similarity, old_sim)
+        update = _topk_update.topk_update(sim, k, old, old_of_new, new_cols, _CHUNK)
     if update is None:
         idx, vals = _scores.topk_full(sim, k, _CHUNK)
     else:
@@ -363,9 +379,14 @@ def _true_from_codes(
     codes = np.asarray(codes)
     if codes.shape != (n,):
         raise ValueError(f"label_codes has shape {codes.shape}; expected ({n},), one per image")
-    index = {name: i for i, name in reversed(list(enumerate(classnames)))}  # first wins
-    as_class = np.array([index.get(str(name), -1) for name in names] + [-1], np.int64)
+    as_class = _label_columns(names, classnames)
     return as_class[np.where(codes >= 0, codes, len(names))]  # a negative code: no label
+
+
+def _label_columns(names: list[str], classnames: list[str]) -> np.ndarray:
+    """(L + 1,) column of each label name in ``classnames`` (-1: none), then -1 for no label."""
+    index = {name: i for i, name in reversed(list(enumerate(classnames)))}  # first wins
+    return np.array([index.get(str(name), -1) for name in names] + [-1], np.int64)
 
 
 def _vectors(x: Any, what: str) -> np.ndarray:
