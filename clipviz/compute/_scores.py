@@ -191,6 +191,37 @@ def topk_probs(
     return out.T
 
 
+def topk_probs_update(
+    old_probs: np.ndarray,
+    top_sim: np.ndarray,
+    scale: float,
+    rows: np.ndarray,
+    *,
+    bias: float | None = None,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """``topk_probs`` from the previous ones ``old_probs``: only ``rows`` (whose top-k
+    changed) are computed; every other row's top-k similarities are the previous ones.
+
+    Sigmoid (``sums`` None): those rows keep their probabilities, bit for bit. Softmax
+    (``sums`` = (previous, new denominators)): their terms ``exp(scale * (s - top1))`` are
+    unchanged, so they scale by previous / new denominator (two float32 roundings; the
+    top-1's ``1 / denominator`` is exact), a multiply per entry instead of an exp.
+    """
+    if sums is None:
+        out = old_probs.T.copy()  # (k, N): rows contiguous
+    else:
+        old_sums, new_sums = sums
+        out = np.multiply(old_probs.T, old_sums / new_sums, dtype=np.float32)
+        np.divide(np.float32(1.0), new_sums, out=out[0])
+    if len(rows):
+        scoring = "sigmoid" if sums is None else "softmax"
+        denominators = None if sums is None else sums[1][rows]
+        part = topk_probs(top_sim[rows], denominators, scale, scoring=scoring, bias=bias)
+        out[:, rows] = part.T
+    return out.T
+
+
 def sigmoid_scaled(sim: np.ndarray, scale: float, bias: float) -> np.ndarray:
     """SigLIP's per-pair probability ``sigmoid(scale * sim + bias)``, float32, same shape."""
     z = np.multiply(sim, np.float32(scale), dtype=np.float32)

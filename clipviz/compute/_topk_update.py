@@ -30,7 +30,8 @@ def topk_update(
     the previous similarity (N, C_old)).
 
     ``new_cols`` holds the new columns' similarities (N, new), in column order. Returns the
-    top-k (both column-major) and the rows whose previous top-1 was removed. None when the
+    top-k (both column-major), the rows whose previous top-1 was removed and the rows whose
+    top-k changed (sorted; every other row's is the previous one, renumbered). None when the
     kept columns changed their order (the previous order of ties would no longer hold) or
     the previous k was smaller: rank from scratch then.
     """
@@ -49,6 +50,7 @@ def topk_update(
         idx_t[width:], vals_t[width:] = c, -np.inf
     vals_t[:width] = old_vals[:, :width].T
     lost_top1 = np.zeros(0, np.int64)
+    touched = [np.zeros(0, np.int64)]  # rows whose top-k may differ from the previous one
     removed = np.setdiff1d(np.arange(old_c), src)
     if not len(removed) and kept[-1] == old_c - 1:  # nothing removed or renumbered
         idx_t[:width] = old_idx[:, :width].T
@@ -66,9 +68,12 @@ def topk_update(
             lost = _repair(idx_t, vals_t, sim, dirty[part], marks, new_cols, added, bounded)
             parts.append(lost)
         lost_top1 = np.concatenate(parts) if parts else lost_top1
+        touched.append(dirty)
     for i, col in enumerate(added):
-        _insert(idx_t, vals_t, np.ascontiguousarray(new_cols[:, i]), int(col), chunk)
-    return idx_t.T, vals_t.T, lost_top1
+        v = np.ascontiguousarray(new_cols[:, i])
+        touched.append(_insert(idx_t, vals_t, v, int(col), chunk))
+    rows = touched[-1] if len(touched) == 2 else np.unique(np.concatenate(touched))
+    return idx_t.T, vals_t.T, lost_top1, rows
 
 
 def _renumber(
@@ -204,8 +209,11 @@ def _column_max(s_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best_v, best_i
 
 
-def _insert(idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, chunk: int) -> None:
-    """Insert column ``col`` (similarities ``v``) into each row's sorted top-k, in place.
+def _insert(
+    idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, chunk: int
+) -> np.ndarray:
+    """Insert column ``col`` (similarities ``v``) into each row's sorted top-k, in place;
+    return the rows it entered.
 
     (k, N) storage: over the rows it enters (by chunks), place by place from the last one
     up, each place keeps its entry, takes the new one or the one above (shifted down).
@@ -217,6 +225,7 @@ def _insert(idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, chun
     entering = np.flatnonzero(entering)
     for part in row_chunks(len(entering), chunk):
         _insert_rows(idx_t, vals_t, v, col, entering[part])
+    return entering
 
 
 def _insert_rows(
