@@ -14,7 +14,14 @@ import warnings
 import numpy as np
 import pytest
 
-from clipviz.compute import ImageEmbeddings, ModelInfo, PromptEmbeddings, evaluate, zero_shot
+from clipviz.compute import (
+    ImageEmbeddings,
+    ModelInfo,
+    PromptEmbeddings,
+    evaluate,
+    metrics,
+    zero_shot,
+)
 from clipviz.compute import _topk_update as tu
 from clipviz.compute import zeroshot as zs
 
@@ -65,8 +72,12 @@ def _edits(rng, names, pool, steps):
     for _ in range(steps):
         names = list(names)
         unused = [n for n in pool if n not in names]
-        kind = rng.choice(["add", "remove", "edit", "edit", "reorder"])
-        if kind == "add" and unused:
+        kind = rng.choice(["add", "remove", "edit", "edit", "free", "free", "reorder"])
+        free = [i for i, n in enumerate(names) if n.startswith("x")]  # no label names them
+        spare = [n for n in unused if n.startswith("x")]
+        if kind == "free" and free and spare:  # the common workbench edit: one free prompt
+            names[int(rng.choice(free))] = str(rng.choice(spare))
+        elif kind == "add" and unused:
             names.insert(int(rng.integers(0, len(names) + 1)), str(rng.choice(unused)))
         elif kind == "remove" and len(names) > 2:
             names.pop(int(rng.integers(0, len(names))))
@@ -82,18 +93,27 @@ def _edits(rng, names, pool, steps):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_step_of_a_random_edit_sequence_equals_a_fresh_zero_shot(info, seed, monkeypatch):
     monkeypatch.setattr(zs, "_CHUNK", 64)  # chunk edges inside the data
+    recounted = []
+    real = metrics._updated_counts
+    monkeypatch.setattr(
+        metrics, "_updated_counts", lambda *a: recounted.append(real(*a)) or recounted[-1]
+    )
     emb, bank = _images(info=info), _bank(info)
     pool = list(bank)
     rng = np.random.default_rng(seed)
-    start = ["c0", "c1", "c2", "c3", "c4"]
-    pred = zero_shot(emb, _prompts(start, bank, info), k=4)
+    start = ["c0", "c1", "x0", "c2", "c3", "x1", "c4"]
+    codes = (np.arange(len(emb)) % 7, [f"c{i}" for i in range(7)])  # as the workbench passes
+    pred = zero_shot(emb, _prompts(start, bank, info), k=5, label_codes=codes)
     for names in _edits(rng, start, pool, 40):
         prompts = _prompts(names, bank, info)
         evaluate_quietly(pred)  # as the workbench does: true label columns computed
-        pred = zero_shot(emb, prompts, k=4, previous=pred)
-        fresh = zero_shot(emb, prompts, k=4)
+        # the previous predictions stay alive until the new ones are evaluated, as there
+        before, pred = pred, zero_shot(emb, prompts, k=5, label_codes=codes, previous=pred)
+        fresh = zero_shot(emb, prompts, k=5)
         _same(pred, fresh)
         np.testing.assert_equal(evaluate_quietly(pred), evaluate_quietly(fresh))
+        del before
+    assert sum(r is not None for r in recounted) >= 5  # metrics recounted on changed rows only
 
 
 def evaluate_quietly(pred):

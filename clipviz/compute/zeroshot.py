@@ -113,9 +113,14 @@ class Predictions:
     _denominators: Any = field(default=None, init=False, repr=False, compare=False)
     # edits since the softmax top-k probabilities were computed exactly (not rescaled)
     _inexact: int = field(default=0, init=False, repr=False, compare=False)
+    # (weak reference to the predictions this one updated, rows whose top-k changed) when
+    # the kept columns kept their numbers: evaluate() then recounts only those rows
+    _previous: Any = field(default=None, init=False, repr=False, compare=False)
+    # (confusion counts, top-5 hits or None) that evaluate() counted, for the next update
+    _counts: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_images": None}  # a weak reference does not pickle
+        return {**self.__dict__, "_images": None, "_previous": None}  # weak references
 
     def _compute_probs(self) -> np.ndarray:
         if self.scoring == "sigmoid":
@@ -300,6 +305,8 @@ def zero_shot(
     pred._images = weakref.ref(img)
     pred._denominators = (scale, sums) if sums is not None else None
     pred._inexact = inexact
+    if reuse is not None and reuse[2]:
+        pred._previous = (weakref.ref(usable), reuse[0])
     _reuse_true_indices(pred, previous)
     return pred
 
@@ -312,7 +319,7 @@ _EXACT_EVERY = 16
 def _probabilities(
     top_sim: np.ndarray,
     sums: np.ndarray | None,
-    reuse: tuple[np.ndarray, np.ndarray | None] | None,
+    reuse: tuple[np.ndarray, np.ndarray | None, bool] | None,
     previous: Predictions | None,
     scoring_of: tuple[float, str, float | None],
 ) -> tuple[np.ndarray, int]:
@@ -368,7 +375,8 @@ def _scored(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]:
     """Similarity (N, C), top-k indices, their similarities, the softmax denominators (None
     for sigmoid scoring), updated from ``previous`` where it allows; and when the top-k was
-    updated, (the rows whose top-k changed, the previous denominators or None)."""
+    updated, (the rows whose top-k changed, the previous denominators or None, whether the
+    kept columns kept their numbers)."""
     old_vectors = previous.prompt_vectors if previous is not None else None
     old_of_new = _scores.match_columns(old_vectors, txt)
     old_sim = previous.similarity if previous is not None else None
@@ -381,16 +389,18 @@ def _scored(
         idx, vals = _scores.topk_full(sim, k, _CHUNK)
         return sim, idx, vals, _normaliser(sim, vals, scale, scoring), None
     idx, vals, lost_top1, touched = update
+    kept = np.flatnonzero(old_of_new >= 0)
+    numbered = bool((old_of_new[kept] == kept).all())  # kept columns kept their numbers
     if scoring == "sigmoid":
-        return sim, idx, vals, None, (touched, None)
+        return sim, idx, vals, None, (touched, None, numbered)
     before = previous._denominators
     if before is None or before[0] != scale:
-        return sim, idx, vals, _normaliser(sim, vals, scale, scoring), (touched, None)
+        return sim, idx, vals, _normaliser(sim, vals, scale, scoring), (touched, None, numbered)
     removed = np.setdiff1d(np.arange(old_sim.shape[1]), old_of_new)
     change = (old_sim[:, removed], new_cols, lost_top1)
     old = (before[1], previous.topk_similarity[:, 0])
     sums = _scores.normaliser_update(old, vals[:, 0], scale, change, sim, _CHUNK)
-    return sim, idx, vals, sums, (touched, before[1])
+    return sim, idx, vals, sums, (touched, before[1], numbered)
 
 
 def _normaliser(sim: np.ndarray, vals: np.ndarray, scale: float, scoring: str) -> Any:
