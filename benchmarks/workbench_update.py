@@ -20,8 +20,8 @@ Lasso: at 50k (``--lasso-size``), 13k ids selected in the map as a lasso reports
 until the grid and the heatmap have them.
 
 Run: ``nice -n 10 python benchmarks/workbench_update.py [--sizes 1000 10000 100000 1000000]``.
-Writes benchmarks/results/workbench_update.json (with the load average: on a shared machine
-the absolute numbers are pessimistic; compare the ratios measured in the same run).
+Writes benchmarks/results/workbench_update.json (or ``--out``) with the load average (on a
+shared machine the absolute numbers are pessimistic; compare the ratios measured in the same run).
 """
 
 from __future__ import annotations
@@ -263,7 +263,8 @@ def run_one(n: int, umap_wait: float, lasso: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
-    parser.add_argument("--lasso-size", type=int, default=50_000)
+    parser.add_argument("--lasso-size", type=int, default=50_000, help="0: no lasso run")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="JSON to write")
     parser.add_argument("--umap-wait", type=float, default=300.0)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--lasso", action="store_true", help=argparse.SUPPRESS)
@@ -282,15 +283,16 @@ def main() -> None:
         "note": "shared 2-core machine under load from other jobs: absolute times pessimistic",
         "results": [],
     }
-    sizes = list(args.sizes) + ([args.lasso_size] if args.lasso_size not in args.sizes else [])
+    lasso_run = args.lasso_size and args.lasso_size not in args.sizes
+    sizes = list(args.sizes) + ([args.lasso_size] if lasso_run else [])
     for n in sizes:  # the JSON is rewritten after each size: a stopped run keeps what it measured
         # wait for the UMAP map where it can arrive in minutes; above, edits run while it computes
         wait = args.umap_wait if n <= 10_000 else 0.0
         out["results"].append(run_one(n, wait, n == args.lasso_size))
         out["load_average_after"] = os.getloadavg()
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=2))
-    print(f"wrote {RESULTS}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

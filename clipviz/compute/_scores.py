@@ -102,162 +102,6 @@ def topk_full(sim: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarr
     return idx_t.T, vals_t.T
 
 
-def topk_update(
-    sim: np.ndarray,
-    k: int,
-    old: tuple[np.ndarray, np.ndarray, int],
-    old_of_new: np.ndarray,
-    new_cols: np.ndarray,
-    chunk: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The top-k of ``sim`` from the previous top-k ``old`` = (indices, similarities, columns).
-
-    Each row keeps its previous top-k (renumbered); a row that lost a removed column refills
-    it from the best kept columns outside its top-k (an argmax per missing place, not a sort);
-    then the new columns (``new_cols``, in column order) enter by insertion. Returns the
-    top-k and the rows whose previous top-1 was removed. None when the kept columns changed
-    their order (the previous order of ties would no longer hold) or the previous k was
-    smaller: rank from scratch then.
-    """
-    n, c = sim.shape
-    k = min(k, c)
-    old_idx, old_vals, old_c = old
-    kept = np.flatnonzero(old_of_new >= 0)
-    src = old_of_new[kept]
-    width = min(old_idx.shape[1], k)
-    if not len(kept) or (np.diff(src) <= 0).any() or width < min(old_c, k):
-        return None
-    idx_t, vals_t = np.empty((k, n), np.int64), np.empty((k, n), np.float32)
-    if width < k:  # a short previous top-k (fewer than k columns then) held them all: pad it
-        idx_t[width:], vals_t[width:] = c, -np.inf
-    vals_t[:width] = old_vals[:, :width].T
-    lost_top1 = np.zeros(0, np.int64)
-    if len(kept) == old_c and kept[-1] == old_c - 1:  # nothing removed or renumbered
-        idx_t[:width] = old_idx[:, :width].T
-    else:
-        gone = _renumber(idx_t[:width], old_idx[:, :width].T, kept, src, old_c)
-        lost_top1 = np.flatnonzero(gone[0])
-        dirty = np.flatnonzero(np.logical_or.reduce(gone, axis=0))
-        for part in row_chunks(len(dirty), chunk):  # temporaries: (C, chunk), not (C, N)
-            _refill(idx_t, vals_t, sim, dirty[part], np.flatnonzero(old_of_new < 0))
-    for i, col in enumerate(np.flatnonzero(old_of_new < 0)):
-        _insert(idx_t, vals_t, np.ascontiguousarray(new_cols[:, i]), int(col), chunk)
-    return idx_t.T, vals_t.T, lost_top1
-
-
-def _renumber(
-    idx_t: np.ndarray, old_t: np.ndarray, kept: np.ndarray, src: np.ndarray, old_c: int
-) -> np.ndarray:
-    """Write ``old_t``'s columns renumbered into ``idx_t`` (-1: removed); the removed mask.
-
-    A prompt edited in place keeps every other column where it was: then a copy and one
-    comparison per removed column, instead of a look-up per entry.
-    """
-    removed = np.setdiff1d(np.arange(old_c), src)
-    if len(kept) == len(src) and (kept == src).all() and len(removed) <= 4:
-        np.copyto(idx_t, old_t)
-        gone = idx_t == removed[0]
-        for col in removed[1:]:
-            gone |= idx_t == col
-        idx_t[gone] = -1
-        return gone
-    new_of_old = np.full(old_c, -1, np.int64)
-    new_of_old[src] = kept
-    np.take(new_of_old, old_t, out=idx_t)
-    return idx_t < 0
-
-
-def _refill(
-    idx_t: np.ndarray, vals_t: np.ndarray, sim: np.ndarray, rows: np.ndarray, added: np.ndarray
-) -> None:
-    """Rows whose top-k lost columns (index -1): close the gaps, fill the freed places.
-
-    The remaining entries keep their order; each freed place takes the best kept column not
-    yet in the row (a running maximum over the columns, strict, so the lowest column among
-    equals wins: the tie order of ``topk``). New columns are left out here, they enter by
-    ``_insert`` next. A place no column is left for gets the sentinel (column C, -inf),
-    which an insertion then replaces. Everything is (places or columns, rows): contiguous.
-    """
-    n_cols, k, n_rows = sim.shape[1], len(idx_t), len(rows)
-    ti, tv = idx_t[:, rows], vals_t[:, rows]
-    filled = _close_gaps(ti, tv, n_cols)
-    s_t = np.empty((n_cols + 1, n_rows), np.float32)  # the last column: the sentinel
-    np.take(sim.T, rows, axis=1, out=s_t[:n_cols])
-    s_t[n_cols], s_t[added] = -np.inf, -np.inf
-    flat, r = s_t.reshape(-1), np.arange(n_rows)
-    for place in range(k):  # already in the row's top-k (the sentinel: harmless)
-        flat[ti[place] * n_rows + r] = -np.inf
-    for place in range(int(filled.min()), k):
-        need = np.flatnonzero(filled <= place)
-        sub = s_t if len(need) == n_rows else s_t[:, need]
-        best_v, best_i = _column_max(sub)
-        ti[place, need] = np.where(best_v == -np.inf, n_cols, best_i)
-        tv[place, need] = best_v
-        flat[best_i * n_rows + need] = -np.inf
-    idx_t[:, rows], vals_t[:, rows] = ti, tv
-
-
-def _close_gaps(ti: np.ndarray, tv: np.ndarray, n_cols: int) -> np.ndarray:
-    """Move each (k, R) row's entries up over its removed ones (-1), in place; sentinels
-    (column ``n_cols``, -inf) fill the end. Returns the entries left per row.
-
-    One pass removes each row's first gap (an edit usually removes one column).
-    """
-    k = len(ti)
-    while True:
-        first = np.full(ti.shape[1], k, np.int32)
-        for place in range(k - 1, -1, -1):
-            first[ti[place] < 0] = place
-        if (first == k).all():
-            return ((ti >= 0) & (ti < n_cols)).sum(axis=0)
-        for place in range(k - 1):
-            shift = first <= place
-            np.copyto(ti[place], ti[place + 1], where=shift)
-            np.copyto(tv[place], tv[place + 1], where=shift)
-        ti[-1, first < k], tv[-1, first < k] = n_cols, -np.inf
-
-
-def _column_max(s_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of (C, R) ``s_t``: the maximum and its first row (row by row, contiguous)."""
-    best_v, best_i = s_t[0].copy(), np.zeros(s_t.shape[1], np.int64)
-    for j in range(1, len(s_t)):
-        better = s_t[j] > best_v
-        np.copyto(best_v, s_t[j], where=better)
-        np.putmask(best_i, better, j)
-    return best_v, best_i
-
-
-def _insert(idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, chunk: int) -> None:
-    """Insert column ``col`` (similarities ``v``) into each row's sorted top-k, in place.
-
-    (k, N) storage: over the rows it enters (by chunks), place by place from the last one
-    up, each place keeps its entry, takes the new one or the one above (shifted down).
-    """
-    last_v, last_i = vals_t[-1], idx_t[-1]
-    entering = np.flatnonzero((v > last_v) | ((v == last_v) & (last_i > col)))
-    for part in row_chunks(len(entering), chunk):
-        _insert_rows(idx_t, vals_t, v, col, entering[part])
-
-
-def _insert_rows(
-    idx_t: np.ndarray, vals_t: np.ndarray, v: np.ndarray, col: int, rows: np.ndarray
-) -> None:
-    tv, ti, x = vals_t[:, rows], idx_t[:, rows], v[rows]
-    pos = np.zeros(len(rows), np.int32)
-    for place in range(len(tv)):  # entries that stay ahead of the new one: a prefix
-        pos += (tv[place] > x) | ((tv[place] == x) & (ti[place] < col))
-    for place in range(len(tv) - 1, 0, -1):
-        above, here = pos < place, pos == place
-        np.copyto(tv[place], tv[place - 1], where=above)
-        np.copyto(ti[place], ti[place - 1], where=above)
-        np.copyto(tv[place], x, where=here)
-        np.copyto(ti[place], col, where=here)
-    top = pos == 0
-    np.copyto(tv[0], x, where=top)
-    np.copyto(ti[0], col, where=top)
-    vals_t[:, rows], idx_t[:, rows] = tv, ti
-
-
 def normaliser(sim: np.ndarray, top1: np.ndarray, scale: float, chunk: int) -> np.ndarray:
     """(N,) float32 softmax denominators ``sum_j exp(scale * (sim_j - top1))`` per row.
 
@@ -296,15 +140,20 @@ def normaliser_update(
     removed, added, redo = change
     s32 = np.float32(scale)
     old_top = np.multiply(old_top1, s32, dtype=np.float32)
-    top = np.multiply(top1, s32, dtype=np.float32)
+    moved = np.flatnonzero(top1 != old_top1)  # few rows: the rest keep their scaled top-1
+    top = old_top.copy()
+    top[moved] = np.multiply(top1[moved], s32, dtype=np.float32)
     out = old_sum.copy()
     for j in range(removed.shape[1]):
         out -= _terms(removed[:, j], s32, old_top)
-    lost = np.flatnonzero(out < old_sum / 2)
-    out *= np.exp(np.minimum(old_top - top, 0))  # a new maximum rescales the old terms
+    again = out < old_sum / 2
+    rose = moved[top[moved] > old_top[moved]]  # a new maximum rescales the old terms
+    if len(rose):
+        out[rose] *= np.exp(old_top[rose] - top[rose])
     for j in range(added.shape[1]):
         out += _terms(added[:, j], s32, top)
-    rows = np.union1d(redo, lost)
+    again[redo] = True
+    rows = np.flatnonzero(again)
     if len(rows):
         out[rows] = normaliser(sim[rows], top1[rows], scale, chunk)
     return out
@@ -333,10 +182,43 @@ def topk_probs(
     if scoring == "sigmoid":
         return sigmoid_scaled(top_sim.T, scale, float(bias)).T
     out = np.multiply(top_sim.T, np.float32(scale), dtype=np.float32)  # (k, N): rows contiguous
-    out -= out[0].copy()
-    np.maximum(out, np.float32(-87.0), out=out)
-    np.exp(out, out=out)
+    rest = out[1:]  # the top-1's term is exp(0) = 1: no exp for it
+    rest -= out[0]
+    np.maximum(rest, np.float32(-87.0), out=rest)
+    np.exp(rest, out=rest)
+    out[0] = 1.0
     out /= denominators
+    return out.T
+
+
+def topk_probs_update(
+    old_probs: np.ndarray,
+    top_sim: np.ndarray,
+    scale: float,
+    rows: np.ndarray,
+    *,
+    bias: float | None = None,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """``topk_probs`` from the previous ones ``old_probs``: only ``rows`` (whose top-k
+    changed) are computed; every other row's top-k similarities are the previous ones.
+
+    Sigmoid (``sums`` None): those rows keep their probabilities, bit for bit. Softmax
+    (``sums`` = (previous, new denominators)): their terms ``exp(scale * (s - top1))`` are
+    unchanged, so they scale by previous / new denominator (two float32 roundings; the
+    top-1's ``1 / denominator`` is exact), a multiply per entry instead of an exp.
+    """
+    if sums is None:
+        out = old_probs.T.copy()  # (k, N): rows contiguous
+    else:
+        old_sums, new_sums = sums
+        out = np.multiply(old_probs.T, old_sums / new_sums, dtype=np.float32)
+        np.divide(np.float32(1.0), new_sums, out=out[0])
+    if len(rows):
+        scoring = "sigmoid" if sums is None else "softmax"
+        denominators = None if sums is None else sums[1][rows]
+        part = topk_probs(top_sim[rows], denominators, scale, scoring=scoring, bias=bias)
+        out[:, rows] = part.T
     return out.T
 
 

@@ -82,16 +82,21 @@ def calibration(pred: Predictions, n_bins: int = 15) -> Calibration:
     conf, top1 = pred.confidence, pred.topk_indices[:, 0]
     if not keep.all():  # (the status line calls this on every edit: no copies when all count)
         conf, top1, true = conf[keep], top1[keep], true[keep]
-    conf = conf.astype(np.float64)
-    hit = top1 == true
-    # (m-1)/M < conf <= m/M  ->  bin m-1; ceil keeps a confidence of exactly 1.0 in the last bin
-    which = np.ceil(conf * n_bins).astype(np.int64)
+    # (m-1)/M < conf <= m/M  ->  bin m-1; ceil keeps a confidence of exactly 1.0 in the last
+    # bin. A float32 confidence times M is exact in float64, so the bins are exact.
+    scaled = np.multiply(conf, float(n_bins), dtype=np.float64)
+    np.ceil(scaled, out=scaled)
+    which = scaled.astype(np.intp)
     which -= 1
     np.clip(which, 0, n_bins - 1, out=which)
-    count = np.bincount(which, minlength=n_bins)
+    conf_sum = np.bincount(which, conf.astype(np.float64), minlength=n_bins)
+    which *= 2  # (bin, hit) pairs: one count gives each bin's size and its hits
+    which += top1 == true
+    pairs = np.bincount(which, minlength=2 * n_bins).reshape(n_bins, 2)
+    count = pairs.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(which, conf, minlength=n_bins) / count
-        accuracy = np.bincount(which, hit, minlength=n_bins) / count
+        mean_conf = conf_sum / count
+        accuracy = pairs[:, 1] / count
     gap = accuracy - mean_conf
     filled = count > 0
     edges = np.linspace(0.0, 1.0, n_bins + 1)

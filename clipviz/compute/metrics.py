@@ -135,30 +135,76 @@ def evaluate(pred: Predictions) -> Metrics:
             f"of the metrics: {dict(list(excluded.items())[:5])}.",
             stacklevel=2,
         )
-    rows = slice(None) if not excluded else keep  # all kept: views, not (N, k) masked copies
-    true = true_all[rows]
-    top1 = pred.topk_indices[rows, 0]
-    c = len(classes)
-    acc5 = float("nan")
-    if c >= 5:
-        top5 = _top5(pred, rows)
-        hit = top5[:, 0] == true
-        for r in range(1, 5):  # column by column: per-row any() over 5 values is slow
-            hit |= top5[:, r] == true
-        acc5 = float(np.mean(hit))
-    conf = np.bincount(true * c + top1, minlength=c * c).reshape(c, c).astype(np.int64)
+    c, n = len(classes), int(np.count_nonzero(keep))
+    counts = _updated_counts(pred, keep, c)
+    if counts is None:
+        rows = slice(None) if not excluded else keep  # all kept: views, not masked copies
+        counts = _counts(pred, true_all[rows], rows, c)
+    pred._counts = counts
+    conf, hits5 = counts
     per_class = _per_class(conf, classes)
     recall = per_class["accuracy"].to_numpy()
     cols = pd.Index(classes, name="predicted")
     return Metrics(
-        acc1=float(np.mean(top1 == true)),
-        acc5=acc5,
+        acc1=int(np.trace(conf)) / n,  # = mean(top1 == true): the hits are the diagonal
+        acc5=hits5 / n if hits5 is not None else float("nan"),
         mean_per_class_recall=float(np.nanmean(recall)),
-        n=int(keep.sum()),
+        n=n,
         per_class=per_class,
         confusion=pd.DataFrame(conf, index=pd.Index(classes, name="true"), columns=cols),
         excluded_labels=excluded,
     )
+
+
+def _counts(
+    pred: Predictions, true: np.ndarray, rows: np.ndarray | slice, c: int
+) -> tuple[np.ndarray, int | None]:
+    """(C, C) confusion counts (true, top-1) and the top-5 hits (None below 5 classes)."""
+    hits5 = None
+    if c >= 5:
+        hits5 = _hits5(_top5(pred, rows), true)
+    return _pairs(true, pred.topk_indices[rows, 0], c), hits5
+
+
+def _pairs(true: np.ndarray, top1: np.ndarray, c: int) -> np.ndarray:
+    pair = np.multiply(true, c)
+    pair += top1
+    return np.bincount(pair, minlength=c * c).reshape(c, c).astype(np.int64)
+
+
+def _hits5(top5: np.ndarray, true: np.ndarray) -> int:
+    hit = top5[:, 0] == true
+    for r in range(1, 5):  # column by column: per-row any() over 5 values is slow
+        hit |= top5[:, r] == true
+    return int(np.count_nonzero(hit))
+
+
+def _updated_counts(pred: Predictions, keep: np.ndarray, c: int) -> Any:
+    """The previous predictions' counts, recounted on the rows whose top-k changed; None
+    when there is no such link (``zero_shot(previous=)`` leaves one when the kept columns
+    kept their numbers) or the true label columns differ."""
+    link = pred._previous
+    before = link[0]() if link is not None else None
+    if before is None or before._counts is None or vars(before).get("true_indices") is None:
+        return None
+    true_all = pred.true_indices
+    if vars(before)["true_indices"] is not true_all:  # the same array: same label columns
+        return None
+    (old_conf, old_hits5), old_c = before._counts, len(before.classnames)
+    if (c >= 5) != (old_hits5 is not None) or (c >= 5 and min(pred.k, before.k) < 5):
+        return None  # top-5 hits from re-ranked similarities: count them from scratch
+    rows = link[1][keep[link[1]]]
+    true = true_all[rows]
+    size = max(c, old_c)
+    conf = np.zeros((size, size), np.int64)
+    conf[:old_c, :old_c] = old_conf
+    conf -= _pairs(true, before.topk_indices[rows, 0], size)
+    conf += _pairs(true, pred.topk_indices[rows, 0], size)
+    hits5 = None
+    if c >= 5:
+        hits5 = old_hits5 - _hits5(before.topk_indices[rows, :5], true)
+        hits5 += _hits5(pred.topk_indices[rows, :5], true)
+    return conf[:c, :c], hits5
 
 
 def _top5(pred: Predictions, keep: np.ndarray | slice) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from clipviz.compute import _scores
+from clipviz.compute import _scores, _topk_update
 from clipviz.compute._scores import sigmoid_scaled as _sigmoid_scaled
 from clipviz.compute._scores import softmax_scaled as _softmax_scaled
 from clipviz.compute._scores import topk as _topk  # noqa: F401  (imported from here elsewhere)
@@ -111,9 +111,16 @@ class Predictions:
     _images: Any = field(default=None, init=False, repr=False, compare=False)
     # (logit scale, (N,) softmax denominators): an update with the same scale adjusts them
     _denominators: Any = field(default=None, init=False, repr=False, compare=False)
+    # edits since the softmax top-k probabilities were computed exactly (not rescaled)
+    _inexact: int = field(default=0, init=False, repr=False, compare=False)
+    # (weak reference to the predictions this one updated, rows whose top-k changed) when
+    # the kept columns kept their numbers: evaluate() then recounts only those rows
+    _previous: Any = field(default=None, init=False, repr=False, compare=False)
+    # (confusion counts, top-5 hits or None) that evaluate() counted, for the next update
+    _counts: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_images": None}  # a weak reference does not pickle
+        return {**self.__dict__, "_images": None, "_previous": None}  # weak references
 
     def _compute_probs(self) -> np.ndarray:
         if self.scoring == "sigmoid":
@@ -287,8 +294,9 @@ def zero_shot(
     scoring = getattr(model, "scoring", "softmax")
     bias = getattr(model, "logit_bias", None) if scoring == "sigmoid" else None
     k = min(int(k), c)
-    sim, top_idx, top_sim, sums = _scored(img, txt, k, _usable(previous, img), scale, scoring)
-    top_p = _scores.topk_probs(top_sim, sums, scale, scoring=scoring, bias=bias)
+    usable = _usable(previous, img)
+    sim, top_idx, top_sim, sums, reuse = _scored(img, txt, k, usable, scale, scoring)
+    top_p, inexact = _probabilities(top_sim, sums, reuse, usable, (scale, scoring, bias))
     ids = emb.ids if isinstance(emb, ImageEmbeddings) else [str(i) for i in range(n)]
     labels = emb.labels if isinstance(emb, ImageEmbeddings) else None
     codes = label_codes if labels is not None else None
@@ -296,7 +304,56 @@ def zero_shot(
     pred = Predictions(*fields, codes, prompt_vectors=txt, topk_similarity=top_sim)
     pred._images = weakref.ref(img)
     pred._denominators = (scale, sums) if sums is not None else None
+    pred._inexact = inexact
+    if reuse is not None and reuse[2]:
+        pred._previous = (weakref.ref(usable), reuse[0])
+    _reuse_true_indices(pred, previous)
     return pred
+
+
+#: Softmax probabilities rescaled from the previous ones lose up to two float32 roundings per
+#: edit; after this many edits in a row they are computed exactly again (error <= ~2e-6).
+_EXACT_EVERY = 16
+
+
+def _probabilities(
+    top_sim: np.ndarray,
+    sums: np.ndarray | None,
+    reuse: tuple[np.ndarray, np.ndarray | None, bool] | None,
+    previous: Predictions | None,
+    scoring_of: tuple[float, str, float | None],
+) -> tuple[np.ndarray, int]:
+    """Top-k probabilities, from ``previous``'s where ``reuse`` = (rows whose top-k changed,
+    previous denominators) allows; and how many rescaling edits they are from exact."""
+    scale, scoring, bias = scoring_of
+    same = previous is not None and (previous.logit_scale, previous.scoring) == (scale, scoring)
+    same = same and previous.topk_probs.shape == top_sim.shape and reuse is not None
+    if same and scoring == "sigmoid" and previous.logit_bias == bias:  # kept rows: exact
+        probs = _scores.topk_probs_update(previous.topk_probs, top_sim, scale, reuse[0], bias=bias)
+        return probs, 0
+    steps = previous._inexact + 1 if previous is not None else 0
+    if same and scoring != "sigmoid" and reuse[1] is not None and steps < _EXACT_EVERY:
+        rescaled = (reuse[1], sums)
+        probs = _scores.topk_probs_update(
+            previous.topk_probs, top_sim, scale, reuse[0], sums=rescaled
+        )
+        return probs, steps
+    return _scores.topk_probs(top_sim, sums, scale, scoring=scoring, bias=bias), 0
+
+
+def _reuse_true_indices(pred: Predictions, previous: Predictions | None) -> None:
+    """Give ``pred`` the true label columns ``previous`` computed, where the same label codes
+    map to the same columns (an edit of prompts no label names): one gather per image saved."""
+    known = vars(previous).get("true_indices") if previous is not None else None
+    ours, theirs = pred.label_codes, previous.label_codes if previous is not None else None
+    if known is None or ours is None or theirs is None or ours[0] is not theirs[0]:
+        return
+    if list(ours[1]) != list(theirs[1]) or len(known) != len(pred.ids):
+        return
+    if np.array_equal(
+        _label_columns(ours[1], pred.classnames), _label_columns(ours[1], previous.classnames)
+    ):
+        vars(pred)["true_indices"] = known  # the cached_property's slot
 
 
 def _usable(previous: Predictions | None, img: np.ndarray) -> Predictions | None:
@@ -315,30 +372,39 @@ def _scored(
     previous: Predictions | None,
     scale: float,
     scoring: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Similarity (N, C), top-k indices, their similarities and the softmax denominators
-    (None for sigmoid scoring): updated from ``previous`` where it allows."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]:
+    """Similarity (N, C), top-k indices, their similarities, the softmax denominators (None
+    for sigmoid scoring), updated from ``previous`` where it allows; and when the top-k was
+    updated, (the rows whose top-k changed, the previous denominators or None, whether the
+    kept columns kept their numbers)."""
     old_vectors = previous.prompt_vectors if previous is not None else None
     old_of_new = _scores.match_columns(old_vectors, txt)
     old_sim = previous.similarity if previous is not None else None
     sim, new_cols = _scores.score(img, txt, old_sim, old_of_new, _CHUNK)
     update = None
     if previous is not None:
-        old = (previous.topk_indices, previous.topk_similarity, old_sim.shape[1])
-        update = _scores.topk_update(sim, k, old, old_of_new, new_cols, _CHUNK)
+        old = (previous.topk_indices, previous.topk_similarity, old_sim)
+        update = _topk_update.topk_update(sim, k, old, old_of_new, new_cols, _CHUNK)
     if update is None:
         idx, vals = _scores.topk_full(sim, k, _CHUNK)
-    else:
-        idx, vals, lost_top1 = update
+        return sim, idx, vals, _normaliser(sim, vals, scale, scoring), None
+    idx, vals, lost_top1, touched = update
+    kept = np.flatnonzero(old_of_new >= 0)
+    numbered = bool((old_of_new[kept] == kept).all())  # kept columns kept their numbers
     if scoring == "sigmoid":
-        return sim, idx, vals, None
-    before = previous._denominators if previous is not None else None
-    if update is None or before is None or before[0] != scale:
-        return sim, idx, vals, _scores.normaliser(sim, vals[:, 0], scale, _CHUNK)
+        return sim, idx, vals, None, (touched, None, numbered)
+    before = previous._denominators
+    if before is None or before[0] != scale:
+        return sim, idx, vals, _normaliser(sim, vals, scale, scoring), (touched, None, numbered)
     removed = np.setdiff1d(np.arange(old_sim.shape[1]), old_of_new)
     change = (old_sim[:, removed], new_cols, lost_top1)
     old = (before[1], previous.topk_similarity[:, 0])
-    return sim, idx, vals, _scores.normaliser_update(old, vals[:, 0], scale, change, sim, _CHUNK)
+    sums = _scores.normaliser_update(old, vals[:, 0], scale, change, sim, _CHUNK)
+    return sim, idx, vals, sums, (touched, before[1], numbered)
+
+
+def _normaliser(sim: np.ndarray, vals: np.ndarray, scale: float, scoring: str) -> Any:
+    return None if scoring == "sigmoid" else _scores.normaliser(sim, vals[:, 0], scale, _CHUNK)
 
 
 #: Rows per chunk in zero_shot/similarity: 32k x 128 float32 vectors are 16 MB, sims ~3 MB.
@@ -363,9 +429,14 @@ def _true_from_codes(
     codes = np.asarray(codes)
     if codes.shape != (n,):
         raise ValueError(f"label_codes has shape {codes.shape}; expected ({n},), one per image")
-    index = {name: i for i, name in reversed(list(enumerate(classnames)))}  # first wins
-    as_class = np.array([index.get(str(name), -1) for name in names] + [-1], np.int64)
+    as_class = _label_columns(names, classnames)
     return as_class[np.where(codes >= 0, codes, len(names))]  # a negative code: no label
+
+
+def _label_columns(names: list[str], classnames: list[str]) -> np.ndarray:
+    """(L + 1,) column of each label name in ``classnames`` (-1: none), then -1 for no label."""
+    index = {name: i for i, name in reversed(list(enumerate(classnames)))}  # first wins
+    return np.array([index.get(str(name), -1) for name in names] + [-1], np.int64)
 
 
 def _vectors(x: Any, what: str) -> np.ndarray:

@@ -35,24 +35,25 @@ class Grouping:
 def group_means(sim: np.ndarray, codes: np.ndarray, n_groups: int, rows: np.ndarray | None = None):
     """(G, C) mean similarity per group code (over ``rows`` only, when given) and (G,) sizes.
 
-    One sparse (G, N) indicator times the similarities: a single pass over the rows, or for
-    column-major similarities (as ``zero_shot`` makes them) one pass per contiguous column
-    (per-column ``bincount`` would convert each column to float64 first).
+    Column-major similarities (as ``zero_shot`` makes them): one weighted ``bincount`` per
+    contiguous column (summed in float64). Row-major: one sparse (G, N) indicator times the
+    similarities, a single pass over the rows.
     """
-    import scipy.sparse as sp  # lazily: scipy comes with scikit-learn
-
     c = codes if rows is None else codes[rows]
     sub = sim if rows is None else sim[rows]
     counts = np.bincount(c, minlength=n_groups)
-    indicator = sp.csc_matrix(
-        (np.ones(len(c), np.float32), np.asarray(c, np.int64), np.arange(len(c) + 1)),
-        shape=(n_groups, len(c)),
-    )
-    if sub.flags.f_contiguous and not sub.flags.c_contiguous:
-        sums = np.empty((n_groups, sub.shape[1]), np.float32)
+    if sub.flags.f_contiguous:  # (a single column is both)
+        c = np.asarray(c, np.intp)  # once, not per column
+        sums = np.empty((n_groups, sub.shape[1]), np.float64)
         for j in range(sub.shape[1]):
-            sums[:, j] = indicator @ sub[:, j]
+            sums[:, j] = np.bincount(c, weights=sub[:, j], minlength=n_groups)
     else:
+        import scipy.sparse as sp  # lazily: scipy comes with scikit-learn
+
+        indicator = sp.csc_matrix(
+            (np.ones(len(c), np.float32), np.asarray(c, np.int64), np.arange(len(c) + 1)),
+            shape=(n_groups, len(c)),
+        )
         sums = np.asarray(indicator @ sub)
     return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
 
