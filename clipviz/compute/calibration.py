@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from clipviz.compute.zeroshot import Predictions, _softmax_scaled
+from clipviz.compute._scores import softmax_scaled as _softmax_scaled
+from clipviz.compute.zeroshot import Predictions
 
 _SCALE_RANGE = (1e-3, 1e4)  # bracket for the logit scale search (CLIP's saturates at 100)
 _WARM_START_ROWS = 20_000  # subsample that gives the full fit its starting point
