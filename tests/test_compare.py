@@ -207,3 +207,25 @@ def test_widget_builds_and_escapes_the_summary(cmp):
     box = cmp.widget
     assert "clipviz-comparison" in box._dom_classes
     assert "<" not in cmp._summary_html.value.split(">", 1)[1].rsplit("<", 1)[0]
+
+
+def _with_class(widget, cls):
+    found = [widget] if cls in getattr(widget, "_dom_classes", ()) else []
+    for child in getattr(widget, "children", ()):
+        found += _with_class(child, cls)
+    return found
+
+
+def test_metrics_are_one_click_away_and_show_the_latest_edit_when_opened(cmp):
+    # closed, as in the Workbench: a prompt edit does not draw the panel's widgets
+    (accordion,) = _with_class(cmp.widget, "clipviz-metrics-accordion")
+    panel = cmp.views["metrics"]
+    assert accordion.selected_index is None and panel._widget is None
+    cmp.prompts = ["circle", "square", "triangle"]
+    assert panel._widget is None
+    accordion.selected_index = 0  # a click on its title
+    (box,) = _with_class(accordion, "clipviz-metrics")
+    assert accordion.children == (box,)
+    shown = panel._summary_html.value
+    assert f"{100 * cmp.a.metrics.acc1:.1f}%" in shown and f"{100 * cmp.b.metrics.acc1:.1f}%" in shown
+    assert set(panel.confusion_matrix().columns) <= {"circle", "square", "triangle"}

@@ -230,6 +230,7 @@ def widget(cmp: Any) -> Any:
         half = w.Layout(width="50%")
         return w.HBox([w.Box([a], layout=half), w.Box([b], layout=half)]).add_class(cls)
 
+    from clipviz.app.layout import metrics_accordion
     from clipviz.views._html import escape
 
     heads = [w.HTML(f"<b>{escape(r.name)}</b>: {escape(r.model.info.name)}") for r in cmp.runs]
@@ -242,7 +243,8 @@ def widget(cmp: Any) -> Any:
         rows.append(
             pair(views["overlap"].widget, views["reliability"].widget, "clipviz-compare-plots")
         )
-        rows.append(views["metrics"].widget.add_class("clipviz-metrics"))
+        # one click away as in the Workbench: a closed panel is not drawn on each edit
+        rows.append(metrics_accordion(views["metrics"], lambda fn: guarded(cmp, fn)))
     else:
         rows.append(views["overlap"].widget)
     right = w.VBox(rows, layout=w.Layout(width="74%"))
