@@ -18,8 +18,12 @@ import clipviz
 model = clipviz.load_model("clipviz-shapes", device="cpu")
 images = clipviz.ImageSet.from_folder(sys.argv[1])
 wb = clipviz.Workbench(images, model=model, projection="pca", classnames=["circle", "square"])
+wb._repr_mimebundle_()  # displayed: every widget made
+pandas = "pandas" in sys.modules  # the status line's metrics need no table (a reopen saves 0.5 s)
+per_class = wb.metrics.per_class  # read: made now, from the same counts
 print(json.dumps({
-    "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules,
+    "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules, "pandas": pandas,
+    "per_class_n": [int(x) for x in per_class["n"]], "acc1": wb.metrics.acc1,
     "built": model.loaded, "encoded": wb.embeddings.counts.encoded,
     "texts_encoded": wb.text_encodes,
     "top1": [int(x) for x in wb.predictions.topk_indices[:, 0]],
@@ -58,6 +62,9 @@ def test_a_warm_reopen_builds_no_model_and_scores_the_same(folder, tmp_path):
     assert first["torch"] and first["built"] and first["encoded"] == 12
     again = _session(folder, cache)
     assert not again["torch"] and not again["open_clip"] and not again["built"]
+    assert not again["pandas"]
+    assert again["per_class_n"] == first["per_class_n"] and sum(again["per_class_n"]) > 0
+    assert again["acc1"] == first["acc1"]
     assert again["encoded"] == 0 and again["texts_encoded"] == 0
     assert again["top1"] == first["top1"] and again["probs"] == first["probs"]
     assert again["first"] == first["first"]

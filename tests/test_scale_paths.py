@@ -159,3 +159,20 @@ def test_a_few_texts_encode_on_one_thread_and_the_setting_comes_back(shapes_mode
         del shapes_model.torch_model.encode_text
     assert seen[0] == 1 and seen[-1] == before == torch.get_num_threads()
     np.testing.assert_allclose(few[0], many[0], atol=1e-5)
+
+
+def test_label_codes_match_pandas_factorize_without_importing_it():
+    import pandas as pd
+
+    from clipviz.app.state import factorize_sorted
+
+    rng = np.random.default_rng(4)
+    labels = [
+        None if i % 17 == 0 else f"class {int(c)}" for i, c in enumerate(rng.integers(0, 40, 5000))
+    ]
+    labels[3] = float("nan")  # a missing label as pandas reads it
+    codes, names = factorize_sorted(labels)
+    want_codes, want_names = pd.factorize(pd.Series(labels, dtype=object), sort=True)
+    assert codes.dtype == np.int32 and codes.tolist() == want_codes.tolist()
+    assert names == [str(x) for x in want_names] and (codes == -1).sum() == 5000 // 17 + 2
+    assert factorize_sorted([])[1] == [] and factorize_sorted([])[0].shape == (0,)

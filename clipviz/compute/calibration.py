@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,14 +42,35 @@ class Calibration:
     bins : pandas.DataFrame
         One row per bin: ``lower``, ``upper`` (bin ``(lower, upper]``), ``count``,
         ``confidence`` (mean top-1 probability; NaN when empty), ``accuracy`` (NaN when
-        empty), ``gap`` (accuracy - confidence).
+        empty), ``gap`` (accuracy - confidence). Made on first read from the arrays below
+        (the status line's ECE, on every edit, needs none of it).
+    count, confidence, accuracy : np.ndarray
+        (M,) per bin, as in ``bins``.
     """
 
     ece: float
     mce: float
     n: int
     logit_scale: float
-    bins: Any
+    count: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+
+    @cached_property
+    def bins(self) -> Any:
+        import pandas as pd
+
+        edges = np.linspace(0.0, 1.0, len(self.count) + 1)
+        return pd.DataFrame(
+            {
+                "lower": edges[:-1],
+                "upper": edges[1:],
+                "count": self.count,
+                "confidence": self.confidence,
+                "accuracy": self.accuracy,
+                "gap": self.accuracy - self.confidence,
+            }
+        )
 
     def as_dict(self) -> dict[str, float | int]:
         """Scalars: ``ece``, ``mce``, ``n``, ``logit_scale``."""
@@ -76,7 +98,6 @@ def calibration(pred: Predictions, n_bins: int = 15) -> Calibration:
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
-    import pandas as pd
 
     true = _labelled(pred, "calibration")
     keep = true >= 0
@@ -100,24 +121,15 @@ def calibration(pred: Predictions, n_bins: int = 15) -> Calibration:
         accuracy = pairs[:, 1] / count
     gap = accuracy - mean_conf
     filled = count > 0
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = pd.DataFrame(
-        {
-            "lower": edges[:-1],
-            "upper": edges[1:],
-            "count": count,
-            "confidence": mean_conf,
-            "accuracy": accuracy,
-            "gap": gap,
-        }
-    )
     n = int(keep.sum())
     return Calibration(
         ece=float(np.sum(count[filled] / n * np.abs(gap[filled]))),
         mce=float(np.max(np.abs(gap[filled]))),
         n=n,
         logit_scale=float(pred.logit_scale),
-        bins=bins,
+        count=count,
+        confidence=mean_conf,
+        accuracy=accuracy,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,15 +34,34 @@ class Metrics:
         Counts, rows = true class, columns = predicted class, both over all classnames.
     excluded_labels : dict
         Labels not among the classnames (or None) -> number of images left out.
+    counts : np.ndarray
+        (C, C) int64 confusion counts behind ``confusion`` and ``per_class``.
+    classnames : list of str
+        Their row and column order.
+
+    ``per_class`` and ``confusion`` are made from ``counts`` on first read: a prompt edit's
+    status line needs only the scalars, and a reopen then never imports pandas for them.
     """
 
     acc1: float
     acc5: float
     mean_per_class_recall: float
     n: int
-    per_class: Any
-    confusion: Any
     excluded_labels: dict[str | None, int]
+    counts: np.ndarray
+    classnames: list[str]
+
+    @cached_property
+    def per_class(self) -> Any:
+        return _per_class(self.counts, self.classnames)
+
+    @cached_property
+    def confusion(self) -> Any:
+        import pandas as pd
+
+        cols = pd.Index(self.classnames, name="predicted")
+        rows = pd.Index(self.classnames, name="true")
+        return pd.DataFrame(self.counts, index=rows, columns=cols)
 
     def as_dict(self) -> dict[str, float | int]:
         """Scalar metrics: ``acc1``, ``acc5``, ``mean_per_class_recall``, ``n``."""
@@ -111,8 +131,6 @@ def evaluate(pred: Predictions) -> Metrics:
     ValueError
         The predictions carry no labels, or none of the labels is a classname.
     """
-    import pandas as pd
-
     if pred.labels is None:
         raise ValueError(
             "These predictions carry no true labels, so there is nothing to evaluate against. "
@@ -142,17 +160,14 @@ def evaluate(pred: Predictions) -> Metrics:
         counts = _counts(pred, true_all[rows], rows, c)
     pred._counts = counts
     conf, hits5 = counts
-    per_class = _per_class(conf, classes)
-    recall = per_class["accuracy"].to_numpy()
-    cols = pd.Index(classes, name="predicted")
     return Metrics(
         acc1=int(np.trace(conf)) / n,  # = mean(top1 == true): the hits are the diagonal
         acc5=hits5 / n if hits5 is not None else float("nan"),
-        mean_per_class_recall=float(np.nanmean(recall)),
+        mean_per_class_recall=float(np.nanmean(_rates(conf)[0])),
         n=n,
-        per_class=per_class,
-        confusion=pd.DataFrame(conf, index=pd.Index(classes, name="true"), columns=cols),
         excluded_labels=excluded,
+        counts=conf,
+        classnames=classes,
     )
 
 
@@ -214,15 +229,20 @@ def _top5(pred: Predictions, keep: np.ndarray | slice) -> np.ndarray:
     return np.argpartition(-pred.similarity[keep], 4, axis=1)[:, :5]
 
 
-def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
-    import pandas as pd
-
-    support = conf.sum(axis=1)
-    hits = np.diag(conf)
-    predicted = conf.sum(axis=0)
+def _rates(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class recall (NaN for a class with no true image) and precision (NaN: never predicted)."""
+    support, hits, predicted = conf.sum(axis=1), np.diag(conf), conf.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
         precision = np.where(predicted > 0, hits / np.maximum(predicted, 1), np.nan)
+    return accuracy, precision
+
+
+def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
+    import pandas as pd
+
+    support, hits, predicted = conf.sum(axis=1), np.diag(conf), conf.sum(axis=0)
+    accuracy, precision = _rates(conf)
     return pd.DataFrame(
         {
             "n": support,

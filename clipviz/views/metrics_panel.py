@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,17 +24,34 @@ _SCALARS = (("acc1", "top-1 accuracy"), ("acc5", "top-5 accuracy"))
 _SCALARS += (("mean_per_class_recall", "mean per-class recall"),)
 
 
-def _coerce(metrics: Any, name: str) -> tuple[dict[str, float], Any, Any]:
-    """Split a Metrics object or a mapping into (scalars, per_class DataFrame, confusion)."""
-    import pandas as pd
+@dataclass
+class _Shown:
+    """One prompt set's metrics as the panel shows them: scalars now, tables on first use."""
 
+    scalars: dict[str, float]
+    source: Any  # a Metrics object (its tables are made on first read) or None
+
+    @cached_property
+    def per_class(self) -> Any:
+        return getattr(self.source, "per_class", None)
+
+    @cached_property
+    def confusion(self) -> Any:
+        return getattr(self.source, "confusion", None)
+
+
+def _coerce(metrics: Any, name: str) -> _Shown:
+    """A Metrics object or a mapping as (scalars, per_class DataFrame, confusion).
+
+    A Metrics object's tables stay unread until shown: while the panel is closed, a prompt
+    edit needs only its scalars (and no pandas on a reopen). A mapping is checked at once.
+    """
     if hasattr(metrics, "as_dict"):
         scalars = dict(metrics.as_dict())
-        per_class = getattr(metrics, "per_class", None)
-        confusion = getattr(metrics, "confusion", None)
+        shown = _Shown({}, metrics)
     elif isinstance(metrics, Mapping):
         scalars = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion")}
-        per_class, confusion = metrics.get("per_class"), metrics.get("confusion")
+        shown = _Shown({}, None)
     else:
         raise TypeError(
             f"metrics {name} must be a clipviz.compute.Metrics or a dict with acc1, acc5 and "
@@ -41,18 +60,32 @@ def _coerce(metrics: Any, name: str) -> tuple[dict[str, float], Any, Any]:
     missing = [k for k, _ in _SCALARS if k not in scalars]
     if missing:
         raise ValueError(f"metrics {name} lacks {missing}; it has {sorted(scalars)}")
-    if per_class is not None:
-        per_class = pd.DataFrame(per_class)
-        if "class" in per_class.columns:
-            per_class = per_class.set_index("class")
-        if "accuracy" not in per_class.columns:
-            raise ValueError(
-                f"per_class of metrics {name} needs an 'accuracy' column (index or 'class' "
-                f"column = class names); it has columns {list(per_class.columns)}"
-            )
-    if confusion is not None:
-        confusion = pd.DataFrame(confusion)
-    return {k: float(v) for k, v in scalars.items()}, per_class, confusion
+    shown.scalars = {k: float(v) for k, v in scalars.items()}
+    if isinstance(metrics, Mapping):
+        vars(shown)["per_class"] = _per_class_table(metrics.get("per_class"), name)
+        confusion = metrics.get("confusion")
+        if confusion is not None:
+            import pandas as pd
+
+            confusion = pd.DataFrame(confusion)
+        vars(shown)["confusion"] = confusion
+    return shown
+
+
+def _per_class_table(per_class: Any, name: str) -> Any:
+    if per_class is None:
+        return None
+    import pandas as pd
+
+    per_class = pd.DataFrame(per_class)
+    if "class" in per_class.columns:
+        per_class = per_class.set_index("class")
+    if "accuracy" not in per_class.columns:
+        raise ValueError(
+            f"per_class of metrics {name} needs an 'accuracy' column (index or 'class' "
+            f"column = class names); it has columns {list(per_class.columns)}"
+        )
+    return per_class
 
 
 def _pct(x: float) -> str:
@@ -90,8 +123,8 @@ class MetricsPanel(HasTraits):
         self.max_classes = int(max_classes)
         self.height = int(height)
         self.names = ("A", "B")
-        self._a: tuple[dict[str, float], Any, Any] | None = None
-        self._b: tuple[dict[str, float], Any, Any] | None = None
+        self._a: _Shown | None = None
+        self._b: _Shown | None = None
         self._fig: Any = None
         self._widget: Any = None
         self._summary_html: Any = None
@@ -132,9 +165,9 @@ class MetricsPanel(HasTraits):
         if self._a is None:
             return pd.DataFrame()
         rows = [k for k, _ in _SCALARS]
-        table = pd.DataFrame({"a": [self._a[0][k] for k in rows]}, index=rows)
+        table = pd.DataFrame({"a": [self._a.scalars[k] for k in rows]}, index=rows)
         if self._b is not None:
-            table["b"] = [self._b[0][k] for k in rows]
+            table["b"] = [self._b.scalars[k] for k in rows]
             table["difference"] = table["b"] - table["a"]
         return table
 
@@ -142,20 +175,20 @@ class MetricsPanel(HasTraits):
         """Per-class accuracy: columns n, a[, b, difference], sorted by gain (B - A) or by accuracy."""
         import pandas as pd
 
-        if self._a is None or self._a[1] is None:
+        if self._a is None or self._a.per_class is None:
             return pd.DataFrame()
-        pa = self._a[1]
+        pa = self._a.per_class
         table = pd.DataFrame({"a": pa["accuracy"].astype(float)})
         if "n" in pa.columns:
             table.insert(0, "n", pa["n"])
-        if self._b is None or self._b[1] is None:
+        if self._b is None or self._b.per_class is None:
             return table.sort_values("a", na_position="last")
         table = table.join(
-            self._b[1]["accuracy"].astype(float).rename("b"), how="outer", sort=False
+            self._b.per_class["accuracy"].astype(float).rename("b"), how="outer", sort=False
         )
-        if "n" in table and "n" in self._b[1].columns:
+        if "n" in table and "n" in self._b.per_class.columns:
             # a class that only set B names has no support count in A: take B's
-            table["n"] = table["n"].combine_first(self._b[1]["n"])
+            table["n"] = table["n"].combine_first(self._b.per_class["n"])
         table["difference"] = table["b"] - table["a"]
         return table.sort_values("difference", ascending=False, na_position="last")
 
@@ -172,7 +205,7 @@ class MetricsPanel(HasTraits):
             if "b" in table:
                 cells += f"<td>{_pct(row['b'])}</td><td>{_pp(row['difference'])}</td>"
             body.append(f"<tr><td>{label}</td>{cells}</tr>")
-        n = self._a[0].get("n") if self._a else None
+        n = self._a.scalars.get("n") if self._a else None
         foot = f"<div>{int(n)} labelled images</div>" if n is not None else ""
         return f"<table class='clipviz-metrics'>{head}{''.join(body)}</table>{foot}"
 
@@ -195,15 +228,15 @@ class MetricsPanel(HasTraits):
         return f"<b>{title}</b><table class='clipviz-metrics'>{head}{''.join(rows)}</table>"
 
     # ------------------------------------------------------------------ confusion
-    def _chosen(self) -> tuple[dict[str, float], Any, Any] | None:
+    def _chosen(self) -> _Shown | None:
         return self._b if self.confusion_of == "b" and self._b is not None else self._a
 
     def confusion_matrix(self) -> Any:
         """The confusion DataFrame drawn (of ``confusion_of``), cut to ``max_classes``; or None."""
         chosen = self._chosen()
-        if chosen is None or chosen[2] is None:
+        if chosen is None or chosen.confusion is None:
             return None
-        conf = chosen[2]
+        conf = chosen.confusion
         if len(conf.index) <= self.max_classes:
             return conf
         # Too many classes to draw legibly: keep those most involved in mistakes.
@@ -226,7 +259,7 @@ class MetricsPanel(HasTraits):
         share = (counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)).astype(np.float32)
         chosen = self._chosen()
         which = self.names[1] if chosen is self._b else self.names[0]
-        cut = " (classes with most errors)" if len(conf.index) < len(chosen[2].index) else ""
+        cut = " (classes with most errors)" if len(conf.index) < len(chosen.confusion.index) else ""
         trace = {
             "z": share,
             "x": unique_names(escape_all(conf.columns)),
