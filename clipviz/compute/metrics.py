@@ -163,7 +163,7 @@ def evaluate(pred: Predictions) -> Metrics:
     return Metrics(
         acc1=int(np.trace(conf)) / n,  # = mean(top1 == true): the hits are the diagonal
         acc5=hits5 / n if hits5 is not None else float("nan"),
-        mean_per_class_recall=float(np.nanmean(_rates(conf)[0])),
+        mean_per_class_recall=float(np.nanmean(_class_columns(conf)["accuracy"])),
         n=n,
         excluded_labels=excluded,
         counts=conf,
@@ -229,30 +229,25 @@ def _top5(pred: Predictions, keep: np.ndarray | slice) -> np.ndarray:
     return np.argpartition(-pred.similarity[keep], 4, axis=1)[:, :5]
 
 
-def _rates(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class recall (NaN for a class with no true image) and precision (NaN: never predicted)."""
+def _class_columns(conf: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class counts and rates of a (C, C) confusion: the columns of ``per_class``."""
     support, hits, predicted = conf.sum(axis=1), np.diag(conf), conf.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+        accuracy = np.where(support > 0, hits / np.maximum(support, 1), np.nan)  # NaN: no image
         precision = np.where(predicted > 0, hits / np.maximum(predicted, 1), np.nan)
-    return accuracy, precision
+    return {
+        "n": support,
+        "n_correct": hits,
+        "accuracy": accuracy,
+        "n_predicted": predicted,
+        "precision": precision,
+    }
 
 
 def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
     import pandas as pd
 
-    support, hits, predicted = conf.sum(axis=1), np.diag(conf), conf.sum(axis=0)
-    accuracy, precision = _rates(conf)
-    return pd.DataFrame(
-        {
-            "n": support,
-            "n_correct": hits,
-            "accuracy": accuracy,
-            "n_predicted": predicted,
-            "precision": precision,
-        },
-        index=pd.Index(classes, name="class"),
-    )
+    return pd.DataFrame(_class_columns(conf), index=pd.Index(classes, name="class"))
 
 
 def _excluded(pred: Predictions, keep: np.ndarray) -> dict[str | None, int]:

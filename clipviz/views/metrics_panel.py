@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -25,19 +24,27 @@ _SCALARS += (("mean_per_class_recall", "mean per-class recall"),)
 
 
 @dataclass
+class _Tables:
+    """The tables of metrics given as a mapping (checked when given)."""
+
+    per_class: Any
+    confusion: Any
+
+
+@dataclass
 class _Shown:
-    """One prompt set's metrics as the panel shows them: scalars now, tables on first use."""
+    """One prompt set's metrics as the panel shows them: scalars now, tables when read."""
 
     scalars: dict[str, float]
-    source: Any  # a Metrics object (its tables are made on first read) or None
+    tables: Any  # a Metrics object (its tables are made on first read) or _Tables
 
-    @cached_property
+    @property
     def per_class(self) -> Any:
-        return getattr(self.source, "per_class", None)
+        return getattr(self.tables, "per_class", None)  # an object may have only as_dict()
 
-    @cached_property
+    @property
     def confusion(self) -> Any:
-        return getattr(self.source, "confusion", None)
+        return getattr(self.tables, "confusion", None)
 
 
 def _coerce(metrics: Any, name: str) -> _Shown:
@@ -48,10 +55,8 @@ def _coerce(metrics: Any, name: str) -> _Shown:
     """
     if hasattr(metrics, "as_dict"):
         scalars = dict(metrics.as_dict())
-        shown = _Shown({}, metrics)
     elif isinstance(metrics, Mapping):
         scalars = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion")}
-        shown = _Shown({}, None)
     else:
         raise TypeError(
             f"metrics {name} must be a clipviz.compute.Metrics or a dict with acc1, acc5 and "
@@ -60,16 +65,15 @@ def _coerce(metrics: Any, name: str) -> _Shown:
     missing = [k for k, _ in _SCALARS if k not in scalars]
     if missing:
         raise ValueError(f"metrics {name} lacks {missing}; it has {sorted(scalars)}")
-    shown.scalars = {k: float(v) for k, v in scalars.items()}
+    tables = metrics
     if isinstance(metrics, Mapping):
-        vars(shown)["per_class"] = _per_class_table(metrics.get("per_class"), name)
         confusion = metrics.get("confusion")
         if confusion is not None:
             import pandas as pd
 
             confusion = pd.DataFrame(confusion)
-        vars(shown)["confusion"] = confusion
-    return shown
+        tables = _Tables(_per_class_table(metrics.get("per_class"), name), confusion)
+    return _Shown({k: float(v) for k, v in scalars.items()}, tables)
 
 
 def _per_class_table(per_class: Any, name: str) -> Any:
