@@ -18,8 +18,8 @@ import clipviz
 model = clipviz.load_model("clipviz-shapes", device="cpu")
 images = clipviz.ImageSet.from_folder(sys.argv[1])
 wb = clipviz.Workbench(images, model=model, projection="pca", classnames=["circle", "square"])
-wb._repr_mimebundle_()  # displayed: every widget made
-pandas = "pandas" in sys.modules  # the status line's metrics need no table (a reopen saves 0.5 s)
+wb._ipython_display_()  # displayed as a notebook does: every widget made, the static snapshot
+pandas = "pandas" in sys.modules  # the status line and the snapshot's tables need no pandas (0.7 s)
 per_class = wb.metrics.per_class  # read: made now, from the same counts
 print(json.dumps({
     "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules, "pandas": pandas,

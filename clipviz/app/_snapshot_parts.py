@@ -59,19 +59,33 @@ def metrics_html(metrics: Any, metrics_b: Any = None) -> str:
     if metrics_b is not None:
         table = metrics.compare(metrics_b, names=("a", "b"))
         cols = [("accuracy_a", "accuracy A"), ("accuracy_b", "accuracy B"), ("difference", "B - A")]
+        rows_of = [(name, [row[c] for c, _ in cols]) for name, row in table.iterrows()]
     else:
-        table = getattr(metrics, "per_class", None)
         cols = [("n", "images"), ("accuracy", "accuracy"), ("precision", "precision")]
-    if table is None or not len(table):
+        rows_of = _per_class_rows(metrics, [c for c, _ in cols])
+    if not rows_of:
         return out
     head = "<tr><th>class</th>" + "".join(f"<th>{title}</th>" for _, title in cols) + "</tr>"
     body = "".join(
         f"<tr><td>{escape(str(name))}</td>"
-        + "".join(f"<td>{_cell_value(col, row[col])}</td>" for col, _ in cols)
+        + "".join(f"<td>{_cell_value(col, v)}</td>" for (col, _), v in zip(cols, values))
         + "</tr>"
-        for name, row in table.iterrows()
+        for name, values in rows_of
     )
     return out + f'<table class="cv-table cv-per-class">{head}{body}</table>'
+
+
+def _per_class_rows(metrics: Any, columns: list[str]) -> list[tuple[Any, list[Any]]]:
+    """(class, values) per class; a ``Metrics`` object's arrays need no pandas (the snapshot is
+    written while a reopened workbench is first displayed, and pandas costs 0.7 s to import)."""
+    arrays = getattr(metrics, "class_columns", None)
+    if arrays is not None:
+        picked = [arrays[c] for c in columns]
+        return [(name, [a[i] for a in picked]) for i, name in enumerate(metrics.classnames)]
+    table = getattr(metrics, "per_class", None)
+    if table is None:
+        return []
+    return [(name, [row[c] for c in columns]) for name, row in table.iterrows()]
 
 
 def _cell_value(column: str, value: Any) -> str:

@@ -53,7 +53,14 @@ class Metrics:
 
     @cached_property
     def per_class(self) -> Any:
-        return _per_class(self.counts, self.classnames)
+        import pandas as pd
+
+        return pd.DataFrame(self.class_columns, index=pd.Index(self.classnames, name="class"))
+
+    @cached_property
+    def class_columns(self) -> dict[str, np.ndarray]:
+        """``per_class``'s columns as arrays in ``classnames`` order (no pandas import)."""
+        return _class_columns(self.counts)
 
     @cached_property
     def confusion(self) -> Any:
@@ -242,12 +249,6 @@ def _class_columns(conf: np.ndarray) -> dict[str, np.ndarray]:
         "n_predicted": predicted,
         "precision": precision,
     }
-
-
-def _per_class(conf: np.ndarray, classes: list[str]) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame(_class_columns(conf), index=pd.Index(classes, name="class"))
 
 
 def _excluded(pred: Predictions, keep: np.ndarray) -> dict[str | None, int]:
