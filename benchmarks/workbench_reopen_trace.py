@@ -112,9 +112,12 @@ def _frame(direction: str, e: dict) -> dict:
     raw = base64.b64decode(payload) if e["response"]["opcode"] == 2 else payload.encode()
     kind = re.search(rb'"msg_type":\s*"(\w+)"', raw)
     method = re.search(rb'"(?:method|type)":\s*"(\w+)"', raw[kind.end() :] if kind else raw)
+    # a custom message's own type ("thumbs", "request_points", "points"), to tell views apart
+    own = re.search(rb'"content":\s*\{[^{}]*?"type":\s*"(\w+)"', raw) if method else None
     return {"t": e["timestamp"], "dir": direction, "bytes": len(raw),
             "msg": (kind.group(1).decode() if kind else "?")
-            + (f"/{method.group(1).decode()}" if method else "")}  # fmt: skip
+            + (f"/{method.group(1).decode()}" if method else "")
+            + (f":{own.group(1).decode()}" if own else "")}  # fmt: skip
 
 
 def _frame_rows(frames: list[dict], t0: float) -> list[dict]:
