@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "map_render.json"))
     parser.add_argument("--umap-drag", type=int, nargs="*", default=[100_000],
                         help="sizes at which a second drag runs while UMAP fits in another process")  # fmt: skip
+    parser.add_argument("--note", default="compare ratios from one run",
+                        help="what else ran on the machine")  # fmt: skip
     args = parser.parse_args()
     import jscatter
     from playwright.sync_api import sync_playwright
@@ -245,7 +247,7 @@ def main() -> None:
         "fairness": FAIRNESS,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
-        "note": "measured on a shared 2-core machine under load; compare ratios from one run",
+        "note": args.note,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "results": results,

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--reopen-only", action="store_true", help="with --workdir: skip the first (cold) open"
     )
-    ap.add_argument("--reopens", type=int, default=1, help="warm reopens (the best is kept)")
+    ap.add_argument("--reopens", type=int, default=1, help="warm reopens (the median is reported)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> dict:
                         for _ in range(args.reopens - 1)]  # fmt: skip
             browser.close()
     times = [r["all_views_visible_s"] for r in reopens]
-    reopen = min(reopens, key=lambda r: r["all_views_visible_s"] or float("inf"))
+    # the median reopen (an unfinished one counts as the slowest), not the best
+    ranked = sorted(reopens, key=lambda r: r["all_views_visible_s"] or float("inf"))
+    reopen = ranked[(len(ranked) - 1) // 2]
     result = {
         "benchmark": "workbench_reopen",
         "n_images": args.n,

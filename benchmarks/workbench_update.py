@@ -268,6 +268,7 @@ def main() -> None:
     parser.add_argument("--umap-wait", type=float, default=300.0)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--lasso", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--note", default="", help="what else ran on the machine")
     args = parser.parse_args()
     if args.one is not None:
         from clipviz.models import load_model
@@ -280,7 +281,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "projection": "umap (default): PCA at once, UMAP in a child process on <= 20k images",
         "load_average_before": os.getloadavg(),
-        "note": "shared 2-core machine under load from other jobs: absolute times pessimistic",
+        "note": args.note,
         "results": [],
     }
     lasso_run = args.lasso_size and args.lasso_size not in args.sizes
