@@ -13,21 +13,12 @@ docs/architecture.md ("Why our own plotly widget") quotes the results.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from conftest import NOTEBOOKS, REPO, SCREENSHOTS, PageRecorder, _free_port
-from test_hosts_browser import DARK, _run_all, _settings
+from conftest import REPO, SCREENSHOTS, PageRecorder
+from jupyter_host import DARK, LIGHT, accept_kernel, jupyter_server, run_all
 
 RENDER_MS = 150_000  # kernel start and five copies of plotly's 5 MB bundle on 2 busy cores
 STEP_MS = 30_000
@@ -40,40 +31,6 @@ def _gd(cls: str, i: int = 0) -> str:
     return f"document.querySelectorAll('.{cls}.js-plotly-plot, .{cls} .js-plotly-plot')[{i}]"
 
 
-@contextlib.contextmanager
-def jupyter_server(app: str, folder: Path, notebook: str, theme: str) -> Iterator[str]:
-    """JupyterLab or Notebook 7 (``app``) on a copy of ``notebook`` in ``theme``; yields its URL.
-
-    Own user settings (windowing off, the theme, no news toast) and no user config.
-    """
-    shutil.copy(NOTEBOOKS / notebook, folder)
-    settings = _settings(folder / "settings", theme)
-    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    news.write_text('{"fetchNews": "false"}')
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env["JUPYTERLAB_SETTINGS_DIR"], env["JUPYTER_CONFIG_DIR"] = str(settings), str(folder / "cfg")
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", app, "--allow-root", "--no-browser", f"--port={port}"]
-    cmd += [f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0"]
-    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    path = "lab/tree" if app == "jupyterlab" else "notebooks"
-    try:
-        yield f"{base}/{path}/{notebook}?token={token}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-
-
 @pytest.fixture(params=["voila", "jupyterlab", "notebook"])
 def host(request, tmp_path, voila):
     """(name, url, theme) of a server on the notebook: Voila, JupyterLab (dark), Notebook 7."""
@@ -81,20 +38,9 @@ def host(request, tmp_path, voila):
     if name == "voila":
         yield name, voila(NOTEBOOK).url, "light"
         return
-    theme = DARK if name == "jupyterlab" else "JupyterLab Light"
+    theme = DARK if name == "jupyterlab" else LIGHT
     with jupyter_server(name, tmp_path, NOTEBOOK, theme) as url:
         yield name, url, theme
-
-
-def _accept_kernel(page) -> None:
-    """Notebook 7 may ask "Select Kernel" several seconds after the page shows: answer it."""
-    page.locator(".jp-Notebook").first.wait_for(state="visible", timeout=RENDER_MS)
-    select = page.locator(".jp-Dialog button", has_text="Select")
-    try:
-        select.first.wait_for(state="visible", timeout=12_000)
-        select.first.click()
-    except Exception:  # noqa: BLE001 - a playwright timeout: no dialog this time
-        pass
 
 
 class Steps:
@@ -216,8 +162,8 @@ def test_figurewidget_draws_and_updates(host, browser):
     try:
         rec.page.goto(url, wait_until="domcontentloaded", timeout=RENDER_MS)
         if name != "voila":
-            _accept_kernel(rec.page)
-            _run_all(rec.page)
+            accept_kernel(rec.page, RENDER_MS)
+            run_all(rec.page)
         steps.check("drawn", lambda: _drawn(steps))
         rec.shot("1_drawn")
         for step, fn in [

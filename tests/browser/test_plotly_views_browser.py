@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 from conftest import SCREENSHOTS, PageRecorder
-from test_figurewidget_browser import _accept_kernel, jupyter_server
-from test_hosts_browser import DARK, _luma, _run_all
+from jupyter_host import DARK, LIGHT, accept_kernel, jupyter_server, run_all
+from test_hosts_browser import _luma
 
 NOTEBOOK = "plotly_views.ipynb"
 
 
-@pytest.fixture(params=["JupyterLab Light", DARK])
+@pytest.fixture(params=[LIGHT, DARK])
 def lab(request, tmp_path):
     """(url, theme) of a JupyterLab server on the notebook in the given theme."""
     with jupyter_server("jupyterlab", tmp_path, NOTEBOOK, request.param) as url:
@@ -36,8 +36,8 @@ def test_views_draw_in_both_themes(lab, browser):
     page = rec.page
     try:
         page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-        _accept_kernel(page)
-        _run_all(page)
+        accept_kernel(page, 120_000)
+        run_all(page)
         views = ("heatmap", "confusion", "reliability")
         ready = " && ".join(f"{_gd(v)} && {_gd(v)}.querySelector('.main-svg')" for v in views)
         page.wait_for_function(f"() => {ready}", timeout=150_000)
