@@ -238,7 +238,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
     def _build_rows(self) -> None:
         used = self._effective_order()
         wanted = {"label": "true", "predicted": "predicted"}.get(self.order, "")
-        note = "" if used == self.order else f"no {wanted} labels: rows in {used} order · "
+        note = "" if used == self.order else f"no {wanted} labels: rows in {used} order"
         grouping = self._grouping() or hr.Grouping(None, [])
         n = len(self._ids)
         means = None
@@ -247,10 +247,8 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         keys, z = hr.build_rows(self._sim, grouping, self._selected, self.max_rows, means)
         if n > self.max_rows:
             what = "class" if grouping.codes is not None else "run of images"
-            note += f"{n:,} images: one row per {what}"
-            note += (
-                "; ▸ rows: the selection · " if len(self._selected) else "; select to drill down · "
-            )
+            note += (" · " if note else "") + f"{n:,} images: one row per {what}"
+            note += "; ▸ rows: the selection" if len(self._selected) else "; select to drill down"
         self.row_keys, self._z, self._note = keys, z, note
         self._names = unique_names([self._row_name(k, grouping.names) for k in keys])
 
@@ -274,7 +272,9 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         }
         if z.size:
             trace["zmin"], trace["zmax"] = float(z.min()), float(z.max())
-        title = _text(self._note) + "cosine similarity, images × prompts"
+        # plotly never wraps a title: the note and the caption each get their own line
+        lines = [_text(self._note)] if self._note else []
+        title = "<br>".join([*lines, "cosine similarity, images × prompts"])
         with self._fig.batch():
             self._fig.update_traces({0: trace})
             self._fig.update_layout(
@@ -287,7 +287,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
                     "yanchor": "bottom",
                     "yref": "container",
                 },
-                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": 40},
+                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": 40 + 14 * len(lines)},
             )
             self._mark_selection()
 
