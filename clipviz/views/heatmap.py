@@ -175,7 +175,11 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         """The plot widget (``PlotlyFigure``, built on first access)."""
         if self._fig is None:
             trace = {"type": "heatmap", "colorscale": "Viridis", "hoverongaps": False}
-            trace["colorbar"] = {"len": 0.9}
+            # the values' name on the colour bar (two short lines); the title holds the row note
+            trace["colorbar"] = {
+                "len": 0.9,
+                "title": {"text": "cosine<br>similarity", "side": "top", "font": {"size": 11}},
+            }
             layout = {
                 "height": self.height,
                 "margin": {"l": 10, "r": 10, "t": 40, "b": 40},
@@ -272,9 +276,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         }
         if z.size:
             trace["zmin"], trace["zmax"] = float(z.min()), float(z.max())
-        # plotly never wraps a title: the note and the caption each get their own line
-        lines = [_text(self._note)] if self._note else []
-        title = "<br>".join([*lines, "cosine similarity, images × prompts"])
+        title = _text(self._note)  # one short line: plotly never wraps a title
         with self._fig.batch():
             self._fig.update_traces({0: trace})
             self._fig.update_layout(
@@ -287,7 +289,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
                     "yanchor": "bottom",
                     "yref": "container",
                 },
-                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": 40 + 14 * len(lines)},
+                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": 40},
             )
             self._mark_selection()
 
