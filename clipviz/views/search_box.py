@@ -41,13 +41,20 @@ class SearchBox(t.HasTraits):
 
         text = w.Text(
             value=self.query,
-            placeholder="search images by text, e.g. a red circle",
+            placeholder="search by text",  # short: the prompt column is ~270 px wide
+            tooltip="search images by text, e.g. a red circle",
             continuous_update=False,  # sync on Enter / leaving the box, not per keystroke
-            layout=w.Layout(flex="1"),
+            layout=w.Layout(flex="1", min_width="0"),
         ).add_class("clipviz-search-text")
         k = w.BoundedIntText(
-            value=self.k, min=1, max=10_000, description="k", layout=w.Layout(width="130px")
-        )
+            value=self.k,
+            min=1,
+            max=10_000,
+            description="k",
+            tooltip="number of hits",
+            style={"description_width": "initial"},
+            layout=w.Layout(width="80px"),
+        ).add_class("clipviz-search-k")
         go = w.Button(description="search", icon="search").add_class("clipviz-search-go")
         clear = w.Button(description="clear").add_class("clipviz-search-clear")
         t.link((self, "k"), (k, "value"))

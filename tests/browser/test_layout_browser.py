@@ -75,6 +75,12 @@ def test_voila_all_views_visible_at_1500x1000(voila, browser):
         _viewport_shot(rec.page, "layout_voila")
         _assert_all_in_view(rec.page, **VIEWPORT)
         _assert_no_text_cut(rec.page)
+        # the query box gets the row, the hit count what three digits need
+        query, k = rec.page.evaluate(
+            "() => ['.clipviz-search-text', '.clipviz-search-k'].map("
+            "s => document.querySelector(s).getBoundingClientRect().width)"
+        )
+        assert query >= 2 * k and k <= 90, (query, k)
         # the metrics, made when first opened: one click on the accordion's title shows them
         page = rec.page
         assert page.locator(".clipviz-workbench .clipviz-metrics").count() == 0
