@@ -68,7 +68,7 @@ def metrics_html(metrics: Any, metrics_b: Any = None) -> str:
     head = "<tr><th>class</th>" + "".join(f"<th>{title}</th>" for _, title in cols) + "</tr>"
     body = "".join(
         f"<tr><td>{escape(str(name))}</td>"
-        + "".join(f"<td>{_cell_value(col, v)}</td>" for (col, _), v in zip(cols, values))
+        + "".join(f"<td>{_cell_value(col, v)}</td>" for (col, _), v in zip(cols, values, strict=True))
         + "</tr>"
         for name, values in rows_of
     )
@@ -163,7 +163,8 @@ def _cell(
         truth = f'<div class="clipviz-cell-true">{mark}true: {escape(label)}</div>'
     return (
         f'<div class="clipviz-cell{state}" data-id="{escape(image_id)}">{img}'
-        f'<div class="clipviz-cell-id" title="{escape(image_id)}">{escape(image_id)}</div>'
+        f'<div class="clipviz-cell-id" title="{escape(image_id)}">'
+        f'{escape(image_id).replace("/", "/<wbr>")}</div>'
         f'<ol class="clipviz-topk">{rows}</ol>{truth}</div>'
     )
 

@@ -134,6 +134,17 @@ function titled(node) {
   return node;
 }
 
+function pathText(node, text) {
+  // An id like "circle/000009.png": a line may break after each "/", so a narrow cell shows
+  // "circle/" over "000009.png" rather than "circle/000009.pn" over "g". Text nodes only.
+  const parts = String(text).split(/(?<=\/)/);
+  parts.forEach((part, i) => {
+    node.append(document.createTextNode(part));
+    if (i < parts.length - 1) node.append(document.createElement("wbr"));
+  });
+  return node;
+}
+
 function cell(item, thumbs, selected) {
   const c = el("div", "clipviz-cell");
   c.dataset.id = item.id;
@@ -146,7 +157,7 @@ function cell(item, thumbs, selected) {
   const url = thumbs.url(item.i);
   if (url) img.src = url;
   // Full id and label, wrapped (ids often share a long prefix), with the text as a tooltip too.
-  c.append(img, titled(el("div", "clipviz-cell-id", item.id)));
+  c.append(img, titled(pathText(el("div", "clipviz-cell-id"), item.id)));
   const top = item.topk.length ? item.topk[0] : null;
   c.append(titled(el("div", "clipviz-cell-label", top ? top[0] : "")));
   const list = el("ol", "clipviz-topk");

@@ -20,6 +20,7 @@ from clipviz.engine.thumbnails import make_thumbnails
 from clipviz.views.grid import PredictionGrid
 
 XSS = "<img src=x onerror=alert(1)>.png"
+FOLDER_ID = "circle/000009.png"  # from_folder's ids: class folder / file name
 pytestmark = pytest.mark.browser
 
 PAGE = """<!doctype html><html><body><div id="root"></div><script type="module">
@@ -52,7 +53,7 @@ def page(tmp_path_factory, browser):
     from clipviz.datasets import shapes
 
     images = shapes(12, seed=1).to_imageset("shape")
-    ids = [XSS, *images.ids[1:]]
+    ids = [XSS, FOLDER_ID, *images.ids[2:]]
     g = PredictionGrid(page_size=8)
     g.set_images(ids, make_thumbnails(images, 32))
     top = np.tile(np.array([[0, 1]]), (12, 1))
@@ -112,6 +113,27 @@ def test_html_file_name_renders_as_text_and_runs_nothing(page):
     assert page.locator(".clipviz-topk-name", has_text="<img").count() >= 1
     assert page.locator("img[src='x']").count() == 0
     assert page.dialogs == []  # an onerror=alert(1) that ran would open a dialog
+
+
+def test_a_folder_id_breaks_after_its_slash_not_inside_the_file_name(page):
+    css = pathlib.Path(__file__).parents[2] / "clipviz" / "views" / "grid.css"
+    page.add_style_tag(content=css.read_text())  # the grid's own wrapping rules
+    lines = page.evaluate(
+        """() => {
+          const id = document.querySelectorAll('.clipviz-cell-id')[1];
+          const name = [...id.childNodes].pop();  // the text node "000009.png"
+          id.style.width = '80px';  // too narrow for the whole id on one line
+          const range = document.createRange();
+          range.selectNodeContents(name);
+          const rows = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+          const all = document.createRange();
+          all.selectNodeContents(id);
+          const total = new Set([...all.getClientRects()].map((r) => Math.round(r.top)));
+          id.style.width = '';
+          return [id.textContent, id.title, rows.size, total.size];
+        }"""
+    )
+    assert lines == [FOLDER_ID, FOLDER_ID, 1, 2], lines  # "circle/" over "000009.png"
 
 
 def test_click_selects_and_shift_click_adds(page):
