@@ -19,7 +19,10 @@ model = clipviz.load_model("clipviz-shapes", device="cpu")
 images = clipviz.ImageSet.from_folder(sys.argv[1])
 wb = clipviz.Workbench(images, model=model, projection="pca", classnames=["circle", "square"])
 wb._ipython_display_()  # displayed as a notebook does: every widget made, the static snapshot
-pandas = "pandas" in sys.modules  # the status line and the snapshot's tables need no pandas (0.7 s)
+wb.selection = wb.ids[:3]  # ids from Python: looked up by the Workbench and a view
+wb.views["heatmap"].selection = wb.ids[3:5]
+# the status line, the snapshot's tables and the id look-ups need no pandas (0.7 s to import)
+pandas = "pandas" in sys.modules
 per_class = wb.metrics.per_class  # read: made now, from the same counts
 print(json.dumps({
     "torch": "torch" in sys.modules, "open_clip": "open_clip" in sys.modules, "pandas": pandas,

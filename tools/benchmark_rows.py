@@ -173,6 +173,14 @@ def workbench_1m_rows(d: dict[str, Any], load: str) -> list[Row]:
 def lasso_and_message_rows(d: dict[str, Any], load: str) -> list[Row]:
     lasso = next((r["lasso"] for r in _list(d, "results") if isinstance(r.get("lasso"), dict)), {})
     detail = f"{lasso.get('selected', '?')} of {size(lasso.get('images'))} images selected, median"
+    if lasso.get("ms_all"):
+        detail += f"; first {num(lasso['ms_all'][0], 1)} ms"
+    if lasso.get("python_by_id_ms_all"):
+        by_id = lasso["python_by_id_ms_all"]
+        detail += (
+            f"; set from Python by id: median {num(lasso['python_by_id_ms_median'], 1)} ms,"
+            f" first {num(by_id[0], 1)} ms (builds the id index)"
+        )
     messages = [
         (b, n)
         for n, r in _by_images(d).items()

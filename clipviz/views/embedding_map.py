@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from traitlets import Bool, Enum, HasTraits, List, Unicode, observe, validate
 
+from clipviz.compute.id_rows import IdRows
 from clipviz.views import _map_widget as wire
 from clipviz.views._plotting import (
     PALETTE,
@@ -88,7 +89,7 @@ class EmbeddingMap(RowsOfSelection, HasTraits):
         self._extent = wire.extent_of()
         self._ids: list[str] = []
         self._ids_given: Any = None  # the id list last passed in (same list: not checked again)
-        self._index: Any = None  # pandas Index over the ids, built on the first id look-up
+        self._index: IdRows | None = None  # id -> row look-up, made on the first id look-up
         self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
         self._predicted: Codes | None = None
         self._true: Codes | None = None
@@ -321,10 +322,8 @@ class EmbeddingMap(RowsOfSelection, HasTraits):
         if not ids:
             return np.zeros(0, np.int64)
         if self._index is None:
-            import pandas as pd
-
-            self._index = pd.Index(self._ids, dtype=object)
-        rows = np.asarray(self._index.get_indexer(ids), np.int64)
+            self._index = IdRows(self._ids)
+        rows = self._index(ids)
         return rows[rows >= 0]
 
     # ------------------------------------------------------------------ from the page

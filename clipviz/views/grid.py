@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import traitlets as t
 
+from clipviz.compute.id_rows import IdRows
 from clipviz.views._grid_widget import build_widget
 from clipviz.views._plotting import Codes, as_codes
 from clipviz.views._selection import RowsOfSelection, check_ids
@@ -65,7 +66,7 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
         super().__init__(page_size=page_size, **kwargs)
         self._widget: Any = None
         self.ids: list[str] = []
-        self._index: Any = None  # pandas Index over the ids, built on the first id look-up
+        self._index: IdRows | None = None  # id -> row look-up, made on the first id look-up
         self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
         self._thumb_source: ThumbnailSource | None = None
         self.thumb_mime = "image/webp"
@@ -253,10 +254,8 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
         if not len(ids):
             return np.zeros(0, np.int64)
         if self._index is None:
-            import pandas as pd
-
-            self._index = pd.Index(self.ids, dtype=object)
-        return np.asarray(self._index.get_indexer(list(ids)), np.int64)
+            self._index = IdRows(self.ids)
+        return self._index(ids)
 
     def show_results(self, ids: Sequence[str], scores: Sequence[float], title: str) -> None:
         """Show only these images, in this order (e.g. search hits), until cleared.

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from traitlets import Enum, HasTraits, List, Tuple, Unicode, observe, validate
 
+from clipviz.compute.id_rows import IdRows
 from clipviz.views import _heatmap_rows as hr
 from clipviz.views._plotly_widget import FigureEvent, PlotlyFigure
 from clipviz.views._plotting import Codes, HoverPanel, as_codes, check_thumbnails, unique_names
@@ -77,7 +78,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         self.height = int(height)
         self._sim = np.zeros((0, 0), np.float32)
         self._ids: Sequence[str] = []
-        self._index: Any = None  # pandas Index over the ids, built on the first selection
+        self._index: IdRows | None = None  # id -> row look-up, made on the first selection
         self._prompts: list[str] = []
         self._labels: hr.Grouping | None = None
         self._predicted: hr.Grouping | None = None
@@ -163,10 +164,8 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         if not ids:
             return np.zeros(0, np.int64)
         if self._index is None:
-            import pandas as pd
-
-            self._index = pd.Index(self._ids, dtype=object)
-        rows = np.asarray(self._index.get_indexer(list(ids)), np.int64)
+            self._index = IdRows(self._ids)
+        rows = self._index(ids)
         return rows[rows >= 0]
 
     # ------------------------------------------------------------------ widget
