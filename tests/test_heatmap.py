@@ -122,6 +122,12 @@ def test_large_n_is_one_row_per_class_with_a_drill_down_into_the_selection():
     # plotly does not wrap a title: one line that fits a pane ~500 px wide at 12 px
     assert len(fig.layout.title.text) <= 60, fig.layout.title.text
     assert fig.data[0].colorbar.title.text == "cosine<br>similarity"  # the values' name
+    # no true labels as well (an unlabelled collection): one note a line, the margin grown
+    unlabelled = SimilarityHeatmap()
+    unlabelled.set_data(sim, ids, PROMPTS + ["x"], predicted=labels)
+    lines = unlabelled.figure.layout.title.text.split("<br>")
+    assert len(lines) == 2 and max(len(line) for line in lines) <= 60, lines
+    assert unlabelled.figure.layout.margin.b > fig.layout.margin.b
     assert sum(j + b for j, b in sent) < 20_000  # three rows, not 12,000
     _click(view, 1, 0)
     assert view.selection == rows[1] and view.click == (rows[1][0], "a circle")
@@ -169,7 +175,7 @@ def test_quotes_are_escaped_once_and_the_title_clears_rotated_labels():
     assert list(fig.data[0].x)[0] == '"a a thing" with a long tail'  # not &quot;
     assert "&quot;" not in json.dumps(fig.to_plotly_json(), default=str)
     assert 'say "hi"' in list(fig.data[0].y)
-    assert fig.layout.title.yanchor == "bottom" and fig.layout.title.y < 0.1  # below the plot
+    assert fig.layout.title.yanchor == "top" and fig.layout.title.y < 0.1  # below the plot
     assert fig.layout.margin.t >= 7 * len(prompts[0])  # room for labels turned 90 degrees
 
 

@@ -87,7 +87,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         self.row_keys: list[hr.RowKey] = []
         self._names: list[str] = []
         self._z = np.zeros((0, 0), np.float32)
-        self._note = ""
+        self._notes: list[str] = []  # one line each under the plot
         self._keys: list[Hashable] | None = None
         self._column_means = hr.ColumnMeans()
         self._fig: Any = None
@@ -241,7 +241,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
     def _build_rows(self) -> None:
         used = self._effective_order()
         wanted = {"label": "true", "predicted": "predicted"}.get(self.order, "")
-        note = "" if used == self.order else f"no {wanted} labels: rows in {used} order"
+        notes = [] if used == self.order else [f"no {wanted} labels: rows in {used} order"]
         grouping = self._grouping() or hr.Grouping(None, [])
         n = len(self._ids)
         means = None
@@ -250,9 +250,9 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         keys, z = hr.build_rows(self._sim, grouping, self._selected, self.max_rows, means)
         if n > self.max_rows:
             what = "class" if grouping.codes is not None else "run of images"
-            note += (" · " if note else "") + f"{n:,} images: one row per {what}"
-            note += "; ▸ rows: the selection" if len(self._selected) else "; select to drill down"
-        self.row_keys, self._z, self._note = keys, z, note
+            then = "▸ rows: the selection" if len(self._selected) else "select to drill down"
+            notes.append(f"{n:,} images: one row per {what}; {then}")
+        self.row_keys, self._z, self._notes = keys, z, notes
         self._names = unique_names([self._row_name(k, grouping.names) for k in keys])
 
     def _column_margin(self) -> int:
@@ -275,20 +275,21 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         }
         if z.size:
             trace["zmin"], trace["zmax"] = float(z.min()), float(z.max())
-        title = _text(self._note)  # one short line: plotly never wraps a title
+        # plotly never wraps a title: one short note a line, below the plot (at the top it ran
+        # into the rotated column labels), hanging from the margin's top edge
+        bottom = max(40, 24 + 16 * len(self._notes))
         with self._fig.batch():
             self._fig.update_traces({0: trace})
             self._fig.update_layout(
                 yaxis={"showticklabels": len(self._names) <= _MAX_TICKS},
-                # below the plot: at the top it ran into the rotated column labels
                 title={
-                    "text": title,
+                    "text": "<br>".join(_text(note) for note in self._notes),
                     "font": {"size": 12},
-                    "y": 0.01,
-                    "yanchor": "bottom",
+                    "y": (bottom - 20) / self.height,
+                    "yanchor": "top",
                     "yref": "container",
                 },
-                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": 40},
+                margin={"l": 10, "r": 10, "t": self._column_margin(), "b": bottom},
             )
             self._mark_selection()
 
