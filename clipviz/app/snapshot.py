@@ -238,7 +238,15 @@ def _plots_html(figures: Mapping[str, Any]) -> str:
         parts.append(
             f'<section class="cv-plot" data-view="{escape(name)}"><h2>{heading}</h2>{div}</section>'
         )
-    return f'<div class="cv-plots">{"".join(parts)}</div>'
+    # Each plot is drawn as its div is parsed, when its section still has the row to itself;
+    # the sections after it then share the row, and plotly's "responsive" follows only window
+    # resizes: size every plot to its section once the page is laid out.
+    refit = (
+        '<script>window.addEventListener("load", () => document'
+        '.querySelectorAll(".cv-plot .js-plotly-plot").forEach((g) => Plotly.Plots.resize(g)));'
+        "</script>"
+    )
+    return f'<div class="cv-plots">{"".join(parts)}</div>{refit}'
 
 
 def _plotlyjs() -> str:

@@ -23,6 +23,14 @@ def test_snapshot_renders_offline_and_runs_no_hostile_script(hostile_workbench, 
         page.locator('section[data-view="heatmap"] .hm, section[data-view="heatmap"] image').count()
         >= 1
     )
+    # every plot fits its section (side by side, none drawn under its neighbour)
+    page.wait_for_timeout(500)  # the refit on load
+    overflow = page.evaluate(
+        """() => [...document.querySelectorAll('section.cv-plot')].map((s) => [s.dataset.view,
+             s.querySelector('.main-svg').getBoundingClientRect().width
+             - s.getBoundingClientRect().width]).filter(([, over]) => over > 1)"""
+    )
+    assert overflow == [], overflow
     recorder.shot("page")
 
     n = len(hostile_workbench.ids)
