@@ -72,7 +72,7 @@ def run_ray(
     """Embed the plan's shards to do on a Ray cluster, feeding ``collector`` on the driver."""
     ray = require("ray", "--engine ray")
     opts = opts or RayOptions()
-    started = _connect(ray, opts)
+    started, stalled = _connect(ray, opts), False
     try:
         ds = _dataset(ray, plan)
         gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -104,11 +104,16 @@ def run_ray(
                                  lambda: _stall_message(ray, collector.written, opts.stall_timeout)):
                 collector.add(batch)
         except RayJobStalled:
+            stalled = True
             _silence_abandoned_job()
             raise
     finally:
-        if started:
-            ray.shutdown()  # also ends a result thread still waiting on the cluster
+        # Not after a stall: the result thread is still blocked inside Ray, and once Ray is shut
+        # down its next call ends the whole process (core_worker: "The process will exit"),
+        # a notebook's kernel too, at times before the caller could print the error. Ray then
+        # stops with the process; a rerun in the same process reuses it.
+        if started and not stalled:
+            ray.shutdown()
 
 
 def _within(batches: Iterator[Any], timeout: float, explain: Any) -> Iterator[Any]:
