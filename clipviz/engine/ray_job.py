@@ -50,7 +50,12 @@ class RayOptions:
 
 
 class RayJobStalled(RuntimeError):
-    """The Ray job delivered no batch for ``stall_timeout`` seconds (e.g. a node was lost)."""
+    """The Ray job delivered no batch for ``stall_timeout`` seconds (e.g. a node was lost).
+
+    A local Ray that the job started is left running after this (shutting it down under the
+    blocked result thread ends the process); it stops with the process, and a rerun in the
+    same process reuses it. Call ``ray.shutdown()`` yourself only once you are done with Ray.
+    """
 
 
 class _Encoder:
