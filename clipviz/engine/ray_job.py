@@ -54,7 +54,7 @@ class RayJobStalled(RuntimeError):
 
     A local Ray that the job started is left running after this (shutting it down under the
     blocked result thread ends the process); it stops with the process, and a rerun in the
-    same process reuses it. Call ``ray.shutdown()`` yourself only once you are done with Ray.
+    same process reuses it. A ``ray.shutdown()`` of your own may end the process the same way.
     """
 
 
