@@ -89,7 +89,7 @@ class EmbeddingMap(RowsOfSelection, HasTraits):
         self._extent = wire.extent_of()
         self._ids: list[str] = []
         self._ids_given: Any = None  # the id list last passed in (same list: not checked again)
-        self._index: IdRows | None = None  # id -> row look-up, made on the first id look-up
+        self._index = IdRows(self._ids)  # id -> row look-up (its dict made on the first look-up)
         self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
         self._predicted: Codes | None = None
         self._true: Codes | None = None
@@ -145,7 +145,7 @@ class EmbeddingMap(RowsOfSelection, HasTraits):
         renamed = ids is not self._ids
         self._xy, self._ids, self._ids_given = xy, ids, image_ids
         if renamed:
-            self._index = None
+            self._index = IdRows(ids)
             self._rows = self._rows_of(list(self.selection))
         self._predicted, self._true = predicted, true
         if pxy is not None:
@@ -321,8 +321,6 @@ class EmbeddingMap(RowsOfSelection, HasTraits):
     def _rows_of(self, ids: list[str]) -> np.ndarray:
         if not ids:
             return np.zeros(0, np.int64)
-        if self._index is None:
-            self._index = IdRows(self._ids)
         rows = self._index(ids)
         return rows[rows >= 0]
 

@@ -66,7 +66,7 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
         super().__init__(page_size=page_size, **kwargs)
         self._widget: Any = None
         self.ids: list[str] = []
-        self._index: IdRows | None = None  # id -> row look-up, made on the first id look-up
+        self._index = IdRows(self.ids)  # id -> row look-up (its dict made on the first look-up)
         self._rows = np.zeros(0, np.int64)  # row numbers of ``selection``
         self._thumb_source: ThumbnailSource | None = None
         self.thumb_mime = "image/webp"
@@ -116,7 +116,7 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
             listed = list(thumbnails)
             thumbnails = lambda indices: [listed[i] for i in indices]  # noqa: E731
         self.ids = ids
-        self._index = None
+        self._index = IdRows(ids)
         self._rows = self._rows_of(list(self.selection))
         self._thumb_source, self.thumb_mime = thumbnails, mime
         self._topk_idx = np.zeros((len(ids), 0), np.int64)
@@ -253,8 +253,6 @@ class PredictionGrid(RowsOfSelection, t.HasTraits):
         """Row numbers of ``ids``; -1 for an unknown id."""
         if not len(ids):
             return np.zeros(0, np.int64)
-        if self._index is None:
-            self._index = IdRows(self.ids)
         return self._index(ids)
 
     def show_results(self, ids: Sequence[str], scores: Sequence[float], title: str) -> None:

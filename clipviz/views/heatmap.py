@@ -78,7 +78,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         self.height = int(height)
         self._sim = np.zeros((0, 0), np.float32)
         self._ids: Sequence[str] = []
-        self._index: IdRows | None = None  # id -> row look-up, made on the first selection
+        self._index = IdRows(self._ids)  # id -> row look-up (its dict made on the first look-up)
         self._prompts: list[str] = []
         self._labels: hr.Grouping | None = None
         self._predicted: hr.Grouping | None = None
@@ -139,7 +139,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         self._labels = _as_grouping(labels, n, "labels")
         self._predicted = _as_grouping(predicted, n, "predicted")
         if image_ids is not self._ids:
-            self._index = None
+            self._index = IdRows(image_ids)
             self._column_means = hr.ColumnMeans()
         self._keys = None if column_keys is None else list(column_keys)
         self._sim, self._ids = sim, image_ids
@@ -163,8 +163,6 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
     def _rows_of(self, ids: Sequence[str]) -> np.ndarray:
         if not ids:
             return np.zeros(0, np.int64)
-        if self._index is None:
-            self._index = IdRows(self._ids)
         rows = self._index(ids)
         return rows[rows >= 0]
 
