@@ -172,7 +172,7 @@ class SimilarityHeatmap(RowsOfSelection, HasTraits):
         """The plot widget (``PlotlyFigure``, built on first access)."""
         if self._fig is None:
             trace = {"type": "heatmap", "colorscale": "Viridis", "hoverongaps": False}
-            # the values' name on the colour bar (two short lines); the title holds the row note
+            # the values' name on the colour bar (two short lines); the title holds the row notes
             trace["colorbar"] = {
                 "len": 0.9,
                 "title": {"text": "cosine<br>similarity", "side": "top", "font": {"size": 11}},
