@@ -97,11 +97,13 @@ def _heat_updated(steps: Steps, button: str, drawn: str) -> None:
     On a timeout, say whether the kernel ran the callback (the notebook's ``ran`` label): a
     dropped update and a click that never reached Python are different failures.
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     steps.rec.page.locator(f".fw-{button}").click()
     heat = _gd("fw-heat")
     try:
         steps.wait(f"(gd => {drawn})({heat})")
-    except Exception as err:
+    except PlaywrightTimeout as err:
         ran = steps.js("document.querySelector('.fw-ran')?.textContent")
         raise AssertionError(f"heatmap not updated; the kernel's label says {ran!r}") from err
 
